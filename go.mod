@@ -1,0 +1,3 @@
+module github.com/imgd/imgd
+
+go 1.26.8
