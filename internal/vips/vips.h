@@ -1,0 +1,80 @@
+// Fixed-arity shims over libvips' variadic API: cgo cannot call variadic C.
+#include <stdlib.h>
+#include <vips/vips.h>
+
+// Input formats, mirrored by constants in vips.go.
+enum {
+	IMGD_JPEG = 1,
+	IMGD_PNG,
+	IMGD_WEBP,
+	IMGD_HEIF,
+	IMGD_GIF,
+	IMGD_TIFF,
+	IMGD_BMP,
+	IMGD_SVG,
+	IMGD_JXL,
+};
+
+typedef struct {
+	int format;      // IMGD_*
+	int n;           // pages to load: 1, or -1 for all
+	int fail_on;     // VipsFailOn
+	int sequential;  // VIPS_ACCESS_SEQUENTIAL when true
+} imgd_load_opts;
+
+typedef struct {
+	int width, height;
+	int size;     // VipsSize
+	int crop;     // VipsInteresting
+	int n;        // pages: 1 or -1
+	int fail_on;  // VipsFailOn
+} imgd_thumb_opts;
+
+typedef struct {
+	int format;       // IMGD_JPEG, IMGD_PNG, IMGD_WEBP, IMGD_HEIF (AVIF), IMGD_GIF, IMGD_TIFF
+	int quality;      // 1..100; 0 = encoder default
+	int lossless;
+	int progressive;  // JPEG progressive, PNG/GIF interlace
+	int strip;
+	int palette;      // PNG: quantise to a palette
+	int effort;       // encoder effort / speed trade-off, 0 = default
+} imgd_save_opts;
+
+typedef struct {
+	int width, height, bands, page_height, n_pages, orientation, has_alpha;
+	int interpretation, format;  // VipsInterpretation, VipsBandFormat
+	int has_profile;
+} imgd_header;
+
+int imgd_init(void);
+void imgd_thread_done(void);
+void imgd_unref(VipsImage *im);
+
+int imgd_load(const void *buf, size_t len, imgd_load_opts *o, VipsImage **out);
+int imgd_thumbnail(const void *buf, size_t len, imgd_thumb_opts *o, VipsImage **out);
+void imgd_header_of(VipsImage *im, imgd_header *h);
+
+int imgd_autorot(VipsImage *in, VipsImage **out);
+int imgd_to_srgb(VipsImage *in, VipsImage **out);
+int imgd_to_uchar_rgb(VipsImage *in, VipsImage **out);
+int imgd_resize(VipsImage *in, VipsImage **out, double hscale, double vscale);
+int imgd_thumbnail_image(VipsImage *in, VipsImage **out, int width, int height);
+int imgd_crop(VipsImage *in, VipsImage **out, int x, int y, int w, int h);
+int imgd_smartcrop(VipsImage *in, VipsImage **out, int w, int h, int interesting);
+int imgd_embed(VipsImage *in, VipsImage **out, int x, int y, int w, int h, double *bg, int nbg);
+int imgd_rot(VipsImage *in, VipsImage **out, int angle);
+int imgd_rotate(VipsImage *in, VipsImage **out, double angle, double *bg, int nbg);
+int imgd_flip(VipsImage *in, VipsImage **out, int vertical);
+int imgd_grayscale(VipsImage *in, VipsImage **out);
+int imgd_flatten(VipsImage *in, VipsImage **out, double r, double g, double b);
+int imgd_add_alpha(VipsImage *in, VipsImage **out);
+int imgd_join_pages(VipsImage **in, int n, VipsImage **out);
+int imgd_set_pages(VipsImage *in, VipsImage **out, int page_height);
+int imgd_strip_orientation(VipsImage *in, VipsImage **out);
+
+void *imgd_to_memory(VipsImage *in, size_t *len);
+int imgd_from_memory(const void *data, size_t len, int width, int height, int bands, VipsImage *like, VipsImage **out);
+
+int imgd_save(VipsImage *in, imgd_save_opts *o, void **buf, size_t *len);
+int imgd_copy_memory(VipsImage *in, VipsImage **out);
+int imgd_decode_check(VipsImage *in);
