@@ -129,7 +129,7 @@ func (s *Rotate) normalize() error {
 		a += 360
 	}
 	s.Angle = math.Round(a*1000) / 1000
-	if s.Angle == 360 {
+	if s.Angle == 0 || s.Angle == 360 { // also turns -0 (from -0, -360, …) into 0 for the canonical form
 		s.Angle = 0
 	}
 	return normalizeColor(&s.Background, "background")

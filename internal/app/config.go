@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"runtime"
 	"strconv"
 	"strings"
@@ -91,6 +92,9 @@ func parseSize(v string) (int64, error) {
 	n, err := strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("must be an integer with an optional KB/MB/GB or KiB/MiB/GiB suffix, got %q", v)
+	}
+	if n > math.MaxInt64/mult || n < math.MinInt64/mult {
+		return 0, fmt.Errorf("too large: %q", v)
 	}
 	return n * mult, nil
 }

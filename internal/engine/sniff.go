@@ -2,6 +2,8 @@ package engine
 
 import (
 	"bytes"
+	"encoding/binary"
+	"strings"
 
 	"github.com/imgd/imgd"
 )
@@ -23,7 +25,7 @@ func Sniff(b []byte) (imgd.Format, error) {
 		return imgd.FormatWebP, nil
 	case bytes.HasPrefix(b, []byte("II*\x00")) || bytes.HasPrefix(b, []byte("MM\x00*")):
 		return imgd.FormatTIFF, nil
-	case len(b) >= 26 && b[0] == 'B' && b[1] == 'M':
+	case isBMP(b):
 		return imgd.FormatBMP, nil
 	case bytes.HasPrefix(b, []byte{0xFF, 0x0A}) || bytes.HasPrefix(b, []byte("\x00\x00\x00\x0cJXL \r\n\x87\n")):
 		return imgd.FormatJXL, nil
@@ -107,7 +109,20 @@ func isSVG(b []byte) bool {
 			b = b[i+1:]
 		default:
 			return bytes.HasPrefix(b, []byte("<svg")) && len(b) > 4 &&
-				(b[4] == ' ' || b[4] == '>' || b[4] == '\n' || b[4] == '\t' || b[4] == '\r' || b[4] == ':')
+				strings.IndexByte(" >/\n\t\r:", b[4]) >= 0
 		}
 	}
+}
+
+// isBMP checks the "BM" signature and a known DIB header size, so that
+// text starting with "BM" is not taken for a bitmap.
+func isBMP(b []byte) bool {
+	if len(b) < 26 || b[0] != 'B' || b[1] != 'M' {
+		return false
+	}
+	switch binary.LittleEndian.Uint32(b[14:18]) {
+	case 12, 16, 40, 52, 56, 64, 108, 124:
+		return true
+	}
+	return false
 }

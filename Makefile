@@ -1,0 +1,44 @@
+# imgd: `make run` and `make test` are the whole quick start.
+SHELL := /bin/bash
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+BIN := bin/imgd
+FUZZTIME ?= 30s
+.DEFAULT_GOAL := help
+
+.PHONY: help deps build run test test-short bench fuzz lint
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+deps:
+	@scripts/deps.sh run
+
+build: deps ## build bin/imgd
+	$(GO) build -o $(BIN) ./cmd/imgd
+
+run: build ## process the sample photos into data/out (the service arrives with `imgd serve`)
+	@mkdir -p data/out
+	$(BIN) process -p '[{"op":"resize","width":300},{"op":"convert","format":"webp"}]' -o data/out --json testdata/photos/*.jpg
+	@echo "thumbnails written to data/out/ - try: $(BIN) process -h"
+
+test: ## vet and run every test (installs what it needs)
+	@scripts/deps.sh test
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+fuzz: ## run each fuzz target for FUZZTIME (default 30s)
+	@scripts/deps.sh test
+	$(GO) test -run '^$$' -fuzz '^FuzzRun$$' -fuzztime $(FUZZTIME) ./internal/engine
+	$(GO) test -run '^$$' -fuzz '^FuzzSniff$$' -fuzztime $(FUZZTIME) ./internal/engine
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePipeline$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./internal/dither
+
+bench: build ## compare imgd with vipsthumbnail and Pillow (BENCH_DIR=folder for other photos)
+	@scripts/deps.sh bench
+	$(GO) run ./bench $(if $(BENCH_DIR),-dir $(BENCH_DIR))
+
+lint: ## gofmt, go vet, go mod tidy -diff, staticcheck
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+	$(GO) mod tidy -diff
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
