@@ -120,17 +120,17 @@ func diffuse(img pixels, k *kernel, q *quantizer, serpentine bool) {
 	}
 
 	work, lv, pal := q.work, q.lv, q.pal
-	rows := make([][]float32, k.rows)
+	offs := make([]int, len(fwd)) // this row's taps, as offsets in buf from the pixel's error
 	for y := range img.height {
-		for r := range rows {
-			i := (y + r) % k.rows
-			rows[r] = buf[i*stride : (i+1)*stride]
-		}
-		cur := rows[0]
+		base := y % k.rows * stride
+		cur := buf[base : base+stride]
 		line := img.pix[y*w*bands : (y+1)*w*bands]
 		steps, x, end, dir := fwd, 0, w, 1
 		if serpentine && y%2 == 1 {
 			steps, x, end, dir = bwd, w-1, -1, -1
+		}
+		for i, s := range steps {
+			offs[i] = (y+s.row)%k.rows*stride - base + s.off
 		}
 		var c1r, c1g, c1b, c2r, c2g, c2b float32 // carried error
 		for ; x != end; x += dir {
@@ -156,9 +156,9 @@ func diffuse(img pixels, k *kernel, q *quantizer, serpentine bool) {
 			c1r, c2r = c2r+er*a1, er*a2
 			c1g, c2g = c2g+eg*a1, eg*a2
 			c1b, c2b = c2b+eb*a1, eb*a2
-			for _, s := range steps {
-				o := e + s.off
-				d := rows[s.row][o : o+3 : o+3]
+			for i, s := range steps {
+				o := base + e + offs[i]
+				d := buf[o : o+3 : o+3]
 				d[0] += er * s.w
 				d[1] += eg * s.w
 				d[2] += eb * s.w

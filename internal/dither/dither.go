@@ -5,12 +5,24 @@
 //
 // The colours are either Levels values per channel, each channel quantised
 // on its own (levels 2 on RGB gives 8 colours, and grey stays grey), or an
-// explicit Palette searched for the nearest colour. Output pixels are always
-// exactly level values or palette colours; alpha is never changed.
+// explicit Palette searched for the nearest colour: by redmean distance on
+// sRGB values, or by Euclidean distance in linear light with Linear. Output
+// pixels are always exactly level values or palette colours; alpha is never
+// changed.
 //
 // Error diffusion keeps only the kernel's few rows of error (float32), so
-// memory is O(width). With Linear, the error is diffused and colours are
-// compared in linear light; the values written are still sRGB.
+// its memory is O(width); the palette search adds a fixed-size cache. With
+// Linear, error is diffused in linear light too. A pixel plus its error may
+// leave the RGB cube by up to 256 code values before it is clamped, so that
+// a palette which cannot absorb an error at once still pays it back later:
+// for colours inside the palette's convex hull the mean colour is kept.
+// Atkinson's kernel passes on only 6/8 of the error, by design.
+//
+// Ordered dithering compares each channel's position between the two levels
+// around it with the threshold; with a palette it offsets the colour along
+// the grey diagonal by (threshold-0.5)×spread before the nearest-colour
+// search, the spread being local to the colour's nearest palette colour, so
+// that palette colours map to themselves.
 package dither
 
 import (
@@ -48,7 +60,7 @@ func Apply(pix []byte, width, height, bands int, opt Options) error {
 	if err != nil {
 		return err
 	}
-	q, err := newQuantizer(opt)
+	q, err := newQuantizer(opt, m != nil)
 	if err != nil {
 		return err
 	}

@@ -64,10 +64,14 @@ var matrices = map[string]*matrix{
 //
 // With levels, a channel whose value lies the fraction f of the way from
 // level lo to level hi (in working values) becomes hi when f > 1-t: the same
-// as offsetting it by (t-0.5)×(hi-lo) and taking the nearest level, so on
-// average each channel keeps its value (in linear light when Linear).
+// as offsetting it by (t-0.5)×(hi-lo) and taking the nearer of lo and hi,
+// so on average each channel keeps its value (in linear light when Linear).
 // With a palette, the colour is offset by (t-0.5)×spread on every channel
-// before the nearest colour is looked up.
+// before the nearest colour is looked up, the spread being that of the
+// colour's own nearest palette colour (see palette.spread): local rather
+// than one figure for the whole palette, so that colours of the palette stay
+// as they are and dark colours, close together in linear light, are not
+// mixed with far brighter ones.
 func ordered(img pixels, m *matrix, q *quantizer) {
 	w, bands, mask := img.width, img.bands, m.size-1
 	for y := range img.height {
@@ -90,9 +94,9 @@ func ordered(img pixels, m *matrix, q *quantizer) {
 		pal, work := q.pal, q.work
 		for x := range w {
 			p := line[x*bands : x*bands+3 : x*bands+3]
-			o := (ts[x&mask] - 0.5) * pal.spread
-			i := pal.nearest(clamp(work[p[0]]+o), clamp(work[p[1]]+o), clamp(work[p[2]]+o))
-			c := pal.out[i]
+			r, g, b := work[p[0]], work[p[1]], work[p[2]]
+			o := (ts[x&mask] - 0.5) * pal.spread[pal.nearest(r, g, b)]
+			c := pal.out[pal.nearest(clamp(r+o), clamp(g+o), clamp(b+o))]
 			p[0], p[1], p[2] = c.R, c.G, c.B
 		}
 	}

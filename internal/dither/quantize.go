@@ -2,7 +2,6 @@ package dither
 
 import (
 	"math"
-	"slices"
 
 	"github.com/imgd/imgd"
 )
@@ -13,9 +12,11 @@ const maxWork = 255
 
 // A pixel plus the error diffused onto it may leave [0, maxWork]; it is
 // clamped to [overMin, overMax]. Keeping some overshoot lets the next
-// pixels pay back error that a palette could not absorb at once (without
-// it, a dark blue next to black loses its blue); the bound stops error from
-// growing without end where the palette cannot reach the input colour.
+// pixels pay back error that a palette could not absorb at once: clamping
+// at the cube itself drops the error of colours near its faces that the
+// palette reaches only by mixing far colours, and moves their mean. The
+// bound stops error from growing without end where the palette cannot
+// reach the input colour at all.
 const (
 	overMin = -256
 	overMax = maxWork + 256
@@ -52,13 +53,15 @@ type quantizer struct {
 	pal  *palette
 }
 
-func newQuantizer(opt Options) (*quantizer, error) {
+// newQuantizer checks opt's colours and prepares them; spread says whether
+// palette.spread is needed (ordered dithering).
+func newQuantizer(opt Options, spread bool) (*quantizer, error) {
 	q := &quantizer{work: sRGBWork}
 	if opt.Linear {
 		q.work = linearWork
 	}
 	switch {
-	case opt.Levels != 0 && opt.Palette != nil:
+	case opt.Levels != 0 && len(opt.Palette) > 0:
 		return nil, invalid("levels", "give levels or palette, not both")
 	case opt.Levels != 0:
 		if opt.Levels < 2 || opt.Levels > 256 {
@@ -70,7 +73,7 @@ func newQuantizer(opt Options) (*quantizer, error) {
 	case len(opt.Palette) > MaxPaletteColors:
 		return nil, invalid("palette", "must have 1..%d colours, got %d", MaxPaletteColors, len(opt.Palette))
 	default:
-		q.pal = newPalette(opt.Palette, q.work, !opt.Linear)
+		q.pal = newPalette(opt.Palette, q.work, !opt.Linear, spread)
 	}
 	return q, nil
 }
@@ -172,13 +175,16 @@ type palette struct {
 	cells []uint32
 	cand  []uint8
 
-	// spread is the typical distance between neighbouring colours, per
-	// channel: the median over colours of the Chebyshev distance to the
-	// nearest other colour. Ordered dithering offsets by up to ±spread/2.
-	spread float32
+	// spread[i] is how far ordered dithering may move a colour whose
+	// nearest colour is i: twice the smallest offset o, the same on every
+	// channel, at which i+o is as near to another colour as to i (at most
+	// 2*maxWork). Offsets in (-spread/2, spread/2) keep a palette colour as
+	// it is; between two colours on the grey diagonal (levels, black and
+	// white) the spread is their distance. Only ordered dithering sets it.
+	spread [MaxPaletteColors]float32
 }
 
-func newPalette(colors []imgd.RGBA, work *[256]float32, redmean bool) *palette {
+func newPalette(colors []imgd.RGBA, work *[256]float32, redmean, spread bool) *palette {
 	p := &palette{
 		n:       len(colors),
 		redmean: redmean,
@@ -190,32 +196,63 @@ func newPalette(colors []imgd.RGBA, work *[256]float32, redmean bool) *palette {
 		p.out[i] = imgd.RGBA{R: c.R, G: c.G, B: c.B}
 		p.cand[i] = uint8(i)
 	}
-	p.spread = p.typicalSpacing()
+	if spread {
+		for i := range p.n {
+			p.spread[i] = p.localSpread(i)
+		}
+	}
 	return p
 }
 
-func (p *palette) typicalSpacing() float32 {
-	var nn []float32
-	for i := range p.n {
-		best := float32(math.Inf(1))
-		for j := range p.n {
-			d := max(abs(p.r[i]-p.r[j]), abs(p.g[i]-p.g[j]), abs(p.b[i]-p.b[j]))
-			if d > 0 && d < best {
-				best = d
-			}
+func (p *palette) localSpread(i int) float32 {
+	half := float64(maxWork)
+	for j := range p.n {
+		// v = c_i + o·(1,1,1) is nearer to c_j than to c_i where
+		// dist(v, c_j) - dist(v, c_i) < 0. With d = c_j - c_i, that is
+		// a·o² + b·o + c: the two distances' o² terms cancel (redmean's
+		// weights sum to 8+255/256 whatever the red), but for redmean's
+		// weights following v's red, which gives a. The smallest root
+		// bounds the offsets that keep c_i.
+		d := [3]float64{float64(p.r[j] - p.r[i]), float64(p.g[j] - p.g[i]), float64(p.b[j] - p.b[i])}
+		w := [3]float64{1, 1, 1}
+		var a, b float64
+		if p.redmean {
+			rm := float64(p.r[i]+p.r[j]) / 512
+			w = [3]float64{2 + rm, 4, 2 + 255.0/256 - rm}
+			a = (d[2] - d[0]) / 256
+			b = (d[0]*d[0] - d[2]*d[2]) / 512
 		}
-		if !math.IsInf(float64(best), 1) {
-			nn = append(nn, best)
+		b -= 2 * (w[0]*d[0] + w[1]*d[1] + w[2]*d[2])
+		c := w[0]*d[0]*d[0] + w[1]*d[1]*d[1] + w[2]*d[2]*d[2]
+		if c > 0 {
+			half = min(half, smallestRoot(a, b, c))
 		}
 	}
-	if len(nn) == 0 {
-		return 0 // one distinct colour: nothing to dither between
-	}
-	slices.Sort(nn)
-	return nn[len(nn)/2]
+	return float32(2 * half)
 }
 
-func abs(v float32) float32 { return math.Float32frombits(math.Float32bits(v) &^ (1 << 31)) }
+// smallestRoot returns the smallest |o| with a·o² + b·o + c = 0, c > 0, or
+// +Inf when there is none.
+func smallestRoot(a, b, c float64) float64 {
+	if a == 0 {
+		if b == 0 {
+			return math.Inf(1)
+		}
+		return math.Abs(c / b)
+	}
+	disc := b*b - 4*a*c
+	if disc < 0 {
+		return math.Inf(1)
+	}
+	// The roots are q/a and c/q, the form that does not lose precision
+	// when b² is much larger than 4ac.
+	q := -(b + math.Copysign(math.Sqrt(disc), b)) / 2
+	r := math.Abs(q / a)
+	if q != 0 {
+		r = min(r, math.Abs(c/q))
+	}
+	return r
+}
 
 // dist is the distance from (r, g, b) to colour i: redmean in sRGB
 // (https://www.compuphase.com/cmetric.htm), squared Euclidean in linear
