@@ -28,10 +28,10 @@ test: ## vet and run every test (installs what it needs)
 
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	@scripts/deps.sh test
-	$(GO) test -run '^$$' -fuzz '^FuzzRun$$' -fuzztime $(FUZZTIME) ./internal/engine
-	$(GO) test -run '^$$' -fuzz '^FuzzSniff$$' -fuzztime $(FUZZTIME) ./internal/engine
-	$(GO) test -run '^$$' -fuzz '^FuzzParsePipeline$$' -fuzztime $(FUZZTIME) .
-	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./internal/dither
+	$(GO) test -run '^$$' -fuzz '^FuzzRun$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x ./internal/engine
+	$(GO) test -run '^$$' -fuzz '^FuzzSniff$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x ./internal/engine
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePipeline$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x .
+	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x ./internal/dither
 
 bench: build ## compare imgd with vipsthumbnail and Pillow (BENCH_DIR=folder for other photos)
 	@scripts/deps.sh bench
