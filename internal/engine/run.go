@@ -35,7 +35,7 @@ func (e *Engine) run(ctx context.Context, src []byte, p imgd.Pipeline) (*Result,
 	if err := ctx.Err(); err != nil {
 		return nil, canceled(err)
 	}
-	info, _, err := e.probe(src)
+	info, hdr, err := e.probe(src)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +56,16 @@ func (e *Engine) run(ctx context.Context, src []byte, p imgd.Pipeline) (*Result,
 		}
 		steps = steps[1:]
 	}
-	if r, ok := first[*imgd.Resize](steps); ok && e.shrinkOnLoad(info, r) {
+	r, startsWithResize := first[*imgd.Resize](steps)
+	switch {
+	case startsWithResize && hdr.CMYK:
+		// libvips 8.14's thumbnailer converts CMYK itself and gets
+		// embedded profiles wrong: shrink in the DCT domain instead and
+		// convert with the profile here.
+		if err := j.loadShrunk(src, info, r, sequentialOK(steps)); err != nil {
+			return nil, err
+		}
+	case startsWithResize && e.shrinkOnLoad(info, r):
 		if err := j.thumbnail(src, info, r, keepFrames); err != nil {
 			return nil, err
 		}
@@ -66,8 +75,10 @@ func (e *Engine) run(ctx context.Context, src []byte, p imgd.Pipeline) (*Result,
 				return nil, decodeError(info.Format, err)
 			}
 		}
-	} else if err := j.load(src, info, keepFrames, sequentialOK(steps)); err != nil {
-		return nil, err
+	default:
+		if err := j.load(src, info, keepFrames, sequentialOK(steps)); err != nil {
+			return nil, err
+		}
 	}
 	if keepFrames {
 		j.frames = info.Frames
@@ -159,12 +170,37 @@ func (e *Engine) shrinkOnLoad(info imgd.ImageInfo, r *imgd.Resize) bool {
 
 // load decodes the whole image upright, in 8-bit sRGB (or grey).
 func (j *job) load(src []byte, info imgd.ImageInfo, allFrames, sequential bool) error {
+	return j.loadAt(src, info, allFrames, sequential, 1)
+}
+
+// loadShrunk loads a JPEG at the largest DCT shrink that keeps it at least
+// as large as the first resize step wants; the step then finishes the job.
+func (j *job) loadShrunk(src []byte, info imgd.ImageInfo, r *imgd.Resize, sequential bool) error {
+	g := resizeGeometry(info.Width, info.Height, r)
+	shrink := 1
+	for shrink < 8 && info.Format == imgd.FormatJPEG &&
+		g.scaledW*shrink*2 <= info.Width && g.scaledH*shrink*2 <= info.Height {
+		shrink *= 2
+	}
+	return j.loadAt(src, info, false, sequential, shrink)
+}
+
+func (j *job) loadAt(src []byte, info imgd.ImageInfo, allFrames, sequential bool, shrink int) error {
+	// Always load sequentially. When later steps need random access the
+	// image is decoded into memory here: libvips 8.14's own random-access
+	// load leaks its whole pixel buffer when the decode fails (one image
+	// per hostile request; TestBadFiles' leak check caught it).
 	im, err := vips.Load(src, vips.LoadOptions{Format: loaderOf(info.Format), AllPages: allFrames,
-		FailOn: j.e.failOn, Sequential: sequential && info.Orientation == 1 && !allFrames})
+		FailOn: j.e.failOn, Sequential: true, Shrink: shrink})
 	if err != nil {
 		return decodeError(info.Format, err)
 	}
 	j.im = im
+	if !sequential || info.Orientation != 1 || allFrames {
+		if err := im.CopyMemory(); err != nil {
+			return decodeError(info.Format, err)
+		}
+	}
 	if info.Orientation != 1 && !allFrames {
 		if err := im.AutoRotate(); err != nil {
 			return decodeError(info.Format, err)
@@ -177,22 +213,30 @@ func (j *job) load(src []byte, info imgd.ImageInfo, allFrames, sequential bool) 
 }
 
 // thumbnail decodes straight to the first resize step's scale using
-// shrink-on-load, then finishes that step (crop or pad).
+// shrink-on-load, then finishes that step (crop or pad). Still JPEGs take
+// the hand-written libjpeg path (jpegthumb.go), the rest libvips'
+// thumbnailer.
 func (j *job) thumbnail(src []byte, info imgd.ImageInfo, r *imgd.Resize, allFrames bool) error {
 	g := resizeGeometry(info.Width, info.Height, r)
 	if err := j.e.checkOutput(g.finalW, g.finalH, info.Frames); err != nil {
 		return err
 	}
-	im, err := vips.Thumbnail(src, vips.ThumbnailOptions{Width: g.scaledW, Height: g.scaledH,
-		Size: vips.SizeForce, AllPages: allFrames, FailOn: j.e.failOn})
+	done, err := j.jpegThumbnail(src, info, g)
 	if err != nil {
-		return decodeError(info.Format, err)
+		return err
 	}
-	j.im = im
-	if allFrames {
-		j.frames = info.Frames
+	if !done {
+		im, err := vips.Thumbnail(src, vips.ThumbnailOptions{Width: g.scaledW, Height: g.scaledH,
+			Size: vips.SizeForce, AllPages: allFrames, FailOn: j.e.failOn, Format: loaderOf(info.Format)})
+		if err != nil {
+			return decodeError(info.Format, err)
+		}
+		j.im = im
+		if allFrames {
+			j.frames = info.Frames
+		}
 	}
-	if err := im.ToSRGB(); err != nil {
+	if err := j.im.ToSRGB(); err != nil {
 		return decodeError(info.Format, err)
 	}
 	return j.finishResize(g, r)
@@ -216,11 +260,15 @@ func resizeGeometry(w, h int, r *imgd.Resize) geometry {
 		th = math.Max(1, math.Round(fh*tw/fw))
 	}
 	sx, sy := tw/fw, th/fh
-	switch r.Fit {
-	case imgd.FitInside, imgd.FitContain:
+	switch {
+	case r.Height == 0: // one side given: the scale comes from it alone
+		sy = sx
+	case r.Width == 0:
+		sx = sy
+	case r.Fit == imgd.FitInside || r.Fit == imgd.FitContain:
 		sx = math.Min(sx, sy)
 		sy = sx
-	case imgd.FitOutside, imgd.FitCover:
+	case r.Fit == imgd.FitOutside || r.Fit == imgd.FitCover:
 		sx = math.Max(sx, sy)
 		sy = sx
 	}

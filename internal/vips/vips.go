@@ -108,6 +108,10 @@ func takeError(op string) error {
 // Image is one reference to a libvips image.
 type Image struct {
 	p *C.VipsImage
+	// metaJPEG is the JPEG an image from JPEGThumbnail was decoded from:
+	// that path reads no metadata, so Save copies it from here when it
+	// keeps metadata.
+	metaJPEG []byte
 }
 
 // Close drops the reference. It is safe to call more than once.
@@ -115,6 +119,7 @@ func (im *Image) Close() {
 	if im != nil && im.p != nil {
 		C.imgd_unref(im.p)
 		im.p = nil
+		im.metaJPEG = nil
 	}
 }
 
@@ -133,6 +138,7 @@ type Header struct {
 	Orientation    int
 	HasAlpha       bool
 	HasProfile     bool
+	CMYK           bool
 	Interpretation int
 	BandFormat     int
 }
@@ -144,7 +150,7 @@ func (im *Image) Header() Header {
 	return Header{
 		Width: int(h.width), Height: int(h.height), Bands: int(h.bands),
 		PageHeight: int(h.page_height), Pages: int(h.n_pages), Orientation: int(h.orientation),
-		HasAlpha: h.has_alpha != 0, HasProfile: h.has_profile != 0,
+		HasAlpha: h.has_alpha != 0, HasProfile: h.has_profile != 0, CMYK: h.cmyk != 0,
 		Interpretation: int(h.interpretation), BandFormat: int(h.format),
 	}
 }
@@ -170,6 +176,7 @@ type LoadOptions struct {
 	AllPages   bool
 	FailOn     FailOn
 	Sequential bool
+	Shrink     int // JPEG only: decode at 1/Shrink size (1, 2, 4 or 8)
 }
 
 // Load opens buf with the loader for o.Format. It reads the header only;
@@ -180,12 +187,18 @@ func Load(buf []byte, o LoadOptions) (*Image, error) {
 	if len(buf) == 0 {
 		return nil, &Error{Op: "load", Text: "empty input"}
 	}
+	if err := needModule(o.Format); err != nil {
+		return nil, err
+	}
 	co := C.imgd_load_opts{format: C.int(o.Format), n: 1, fail_on: C.int(o.FailOn)}
 	if o.AllPages {
 		co.n = -1
 	}
 	if o.Sequential {
 		co.sequential = 1
+	}
+	if o.Shrink > 1 {
+		co.shrink = C.int(o.Shrink)
 	}
 	var out *C.VipsImage
 	if C.imgd_load(unsafe.Pointer(unsafe.SliceData(buf)), C.size_t(len(buf)), &co, &out) != 0 {
@@ -201,6 +214,7 @@ type ThumbnailOptions struct {
 	Crop          Interesting
 	AllPages      bool
 	FailOn        FailOn
+	Format        Format // the sniffed format; 0 makes every deferred module load
 }
 
 // Thumbnail decodes buf at reduced size (JPEG DCT scaling, WebP and HEIF
@@ -211,6 +225,9 @@ func Thumbnail(buf []byte, o ThumbnailOptions) (*Image, error) {
 		crop: C.int(o.Crop), n: 1, fail_on: C.int(o.FailOn)}
 	if o.AllPages {
 		co.n = -1
+	}
+	if err := needModule(o.Format); err != nil {
+		return nil, err
 	}
 	var out *C.VipsImage
 	if C.imgd_thumbnail(unsafe.Pointer(unsafe.SliceData(buf)), C.size_t(len(buf)), &co, &out) != 0 {
@@ -412,9 +429,20 @@ type SaveOptions struct {
 func (im *Image) Save(o SaveOptions) ([]byte, error) {
 	co := C.imgd_save_opts{format: C.int(o.Format), quality: C.int(o.Quality), lossless: cbool(o.Lossless),
 		progressive: cbool(o.Progressive), strip: cbool(o.Strip), palette: cbool(o.Palette), effort: C.int(o.Effort)}
+	if err := needModule(o.Format); err != nil {
+		return nil, err
+	}
+	in := im.p
+	if !o.Strip && im.metaJPEG != nil {
+		src := im.metaJPEG
+		if C.imgd_copy_jpeg_meta(im.p, unsafe.Pointer(unsafe.SliceData(src)), C.size_t(len(src)), &in) != 0 {
+			return nil, takeError("save")
+		}
+		defer C.imgd_unref(in)
+	}
 	var buf unsafe.Pointer
 	var n C.size_t
-	if C.imgd_save(im.p, &co, &buf, &n) != 0 {
+	if C.imgd_save(in, &co, &buf, &n) != 0 {
 		return nil, takeError("save")
 	}
 	defer C.g_free(C.gpointer(buf))

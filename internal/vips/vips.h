@@ -20,6 +20,7 @@ typedef struct {
 	int n;           // pages to load: 1, or -1 for all
 	int fail_on;     // VipsFailOn
 	int sequential;  // VIPS_ACCESS_SEQUENTIAL when true
+	int shrink;      // JPEG: DCT-domain shrink 1, 2, 4 or 8
 } imgd_load_opts;
 
 typedef struct {
@@ -29,6 +30,17 @@ typedef struct {
 	int n;        // pages: 1 or -1
 	int fail_on;  // VipsFailOn
 } imgd_thumb_opts;
+
+// imgd_jpeg_thumbnail's options (jpeg.c).
+typedef struct {
+	int width, height;      // output size, upright
+	int orientation;        // EXIF orientation 1..8, applied after the reduce
+	int fail_on;            // VipsFailOn
+	int kernel;             // VipsKernel of the final reduce
+	int full_scans;         // decode every scan of progressive files
+	double max_decode_pixels;  // larger scaled decodes return 1 (not applicable)
+	double max_input_pixels;   // larger images fail; 0: no limit
+} imgd_jpeg_thumb_opts;
 
 typedef struct {
 	int format;       // IMGD_JPEG, IMGD_PNG, IMGD_WEBP, IMGD_HEIF (AVIF), IMGD_GIF, IMGD_TIFF
@@ -44,14 +56,22 @@ typedef struct {
 	int width, height, bands, page_height, n_pages, orientation, has_alpha;
 	int interpretation, format;  // VipsInterpretation, VipsBandFormat
 	int has_profile;
+	int cmyk;
 } imgd_header;
 
 int imgd_init(void);
+void imgd_apply_loader_policy(void);
+void imgd_modules_defer(void);
+void imgd_modules_restore_env(void);
+int imgd_module_load(const char *name);
+int imgd_loader_state(const char *name);
+const char *imgd_module_dir(void);
 void imgd_thread_done(void);
 void imgd_unref(VipsImage *im);
 
 int imgd_load(const void *buf, size_t len, imgd_load_opts *o, VipsImage **out);
 int imgd_thumbnail(const void *buf, size_t len, imgd_thumb_opts *o, VipsImage **out);
+int imgd_jpeg_thumbnail(const void *buf, size_t len, imgd_jpeg_thumb_opts *o, VipsImage **out);
 void imgd_header_of(VipsImage *im, imgd_header *h);
 
 int imgd_autorot(VipsImage *in, VipsImage **out);
@@ -76,5 +96,6 @@ void *imgd_to_memory(VipsImage *in, size_t *len);
 int imgd_from_memory(const void *data, size_t len, int width, int height, int bands, VipsImage *like, VipsImage **out);
 
 int imgd_save(VipsImage *in, imgd_save_opts *o, void **buf, size_t *len);
+int imgd_copy_jpeg_meta(VipsImage *in, const void *buf, size_t len, VipsImage **out);
 int imgd_copy_memory(VipsImage *in, VipsImage **out);
 int imgd_decode_check(VipsImage *in);
