@@ -24,7 +24,10 @@ run: build ## process the sample photos into data/out (the service arrives with 
 test: ## vet and run every test (installs what it needs)
 	@scripts/deps.sh test
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 20m ./...
+	@if [ -z "$$IMGD_TEST_POSTGRES_URL" ] && command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; then \
+		echo "make test: using PostgreSQL on 127.0.0.1:5432 (database test)"; \
+		export IMGD_TEST_POSTGRES_URL='postgres://postgres@127.0.0.1:5432/test?sslmode=disable'; \
+	fi; $(GO) test -count=1 -timeout 20m ./...
 
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	@scripts/deps.sh test
