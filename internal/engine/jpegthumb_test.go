@@ -288,3 +288,20 @@ func FuzzJPEGThumbnail(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkThumbnail runs bench's thumb300 pipeline on every photo, in
+// process: compare before and after with benchstat (STYLE.md §10).
+func BenchmarkThumbnail(b *testing.B) {
+	p := imgd.MustParsePipeline(`[{"op":"resize","width":300},{"op":"convert","format":"jpeg","quality":80}]`)
+	for _, rel := range imgtest.Files(b, "photos") {
+		src := imgtest.Read(b, rel)
+		b.Run(filepath.Base(rel), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := testEngine.Run(b.Context(), src, p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -43,9 +43,9 @@ type JPEGThumbnailOptions struct {
 // embedded ICC profile (or CMYK interpretation) for ToSRGB, which is cheaper
 // on the small image.
 //
-// It exists for speed (see jpeg.c): on testdata/photos, `imgd process` of a
-// 300 px thumbnail took 0.0934 CPU-s per image through vips_thumbnail_buffer
-// and takes 0.0xx with this path (go run ./bench).
+// It exists for speed (jpeg.c has the measurements): a 12 MP progressive
+// photo thumbnails in 32 ms instead of 163 ms, a baseline one in 41 ms
+// instead of 54 ms.
 //
 // ok is false, with no error, when the path does not apply (an unusual
 // colour space, or a scaled decode over MaxDecodePixels): use Thumbnail.

@@ -2,8 +2,9 @@
 //
 // Debian's libvips 8.14 is built with modules (heif, jxl, magick, poppler,
 // openslide) and vips_init() loads them all, with their libraries
-// (ImageMagick, poppler, libheif with its codecs, ...): about 36 ms of CPU
-// in-process, 40-60 ms in CPU-s of a whole `imgd process` run. JPEG, PNG,
+// (ImageMagick, poppler, libheif with its codecs, ...): vips_init took
+// 41 ms of CPU instead of 5 ms, and `imgd process` of one small JPEG
+// 0.19 instead of 0.15 CPU-s (user+sys, median of 21 runs). JPEG, PNG,
 // WebP, GIF, TIFF and SVG are built into libvips itself, so a batch of
 // photos needs none of them. vips_init() finds the modules under
 // $VIPSHOME/<libdir>/vips-modules-X.Y and has no switch to skip them, so
