@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -178,4 +179,16 @@ func RequireEnv(tb testing.TB, name string) string {
 	}
 	tb.Skipf("SKIPPED, NOT RUN: set %s to run this test (IMGD_TEST_REQUIRE_ALL=1 turns this skip into a failure)", name)
 	return ""
+}
+
+// Unavailable ends a test whose component is missing from this machine:
+// a loud skip naming what is not covered, or a failure when
+// IMGD_TEST_REQUIRE_ALL=1 (CI), where nothing may go untested.
+func Unavailable(tb testing.TB, format string, args ...any) {
+	tb.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv("IMGD_TEST_REQUIRE_ALL") == "1" {
+		tb.Fatalf("%s, and IMGD_TEST_REQUIRE_ALL=1 forbids skipping", msg)
+	}
+	tb.Skipf("SKIPPED, NOT RUN: %s (IMGD_TEST_REQUIRE_ALL=1 turns this skip into a failure)", msg)
 }

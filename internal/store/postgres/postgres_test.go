@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"github.com/imgd/imgd/internal/imgtest"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 
@@ -22,14 +22,7 @@ const urlEnv = "IMGD_TEST_POSTGRES_URL"
 // IMGD_TEST_REQUIRE_ALL=1) when none is configured.
 func databaseURL(t *testing.T) string {
 	t.Helper()
-	u := os.Getenv(urlEnv)
-	if u == "" {
-		if os.Getenv("IMGD_TEST_REQUIRE_ALL") == "1" {
-			t.Fatalf("%s is not set and IMGD_TEST_REQUIRE_ALL=1: the PostgreSQL store cannot be tested", urlEnv)
-		}
-		t.Skipf("SKIPPING PostgreSQL store tests: set %s, e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable", urlEnv)
-	}
-	return u
+	return imgtest.RequireEnv(t, urlEnv)
 }
 
 // openStore opens and migrates a store in a fresh schema test_<random>,
