@@ -13,6 +13,7 @@ const (
 	CodeInvalidArgument Code = "invalid_argument"  // bad parameters or pipeline
 	CodeNotFound        Code = "not_found"         // unknown id
 	CodeNotReady        Code = "not_ready"         // result not available yet
+	CodeConflict        Code = "conflict"          // not allowed in the current state (e.g. canceling a completed task)
 	CodeTooLarge        Code = "too_large"         // input bytes over the limit
 	CodeUnsupported     Code = "unsupported_image" // unknown or undecodable image
 	CodeOverLimit       Code = "over_limit"        // pixels, frames or output size over a limit

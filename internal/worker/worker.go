@@ -60,6 +60,10 @@ type Options struct {
 	Engine *engine.Engine // required
 	Hub    *events.Hub    // nil: no events
 	Logger *slog.Logger   // nil: discard
+	// OnUpdate, when set, is called after each status change the worker
+	// makes, after the event is published (metrics, webhooks). It must not
+	// block for long.
+	OnUpdate func(imgd.Task)
 	// Timeout is the time limit of one attempt; 0 means DefaultTimeout.
 	Timeout time.Duration
 }
@@ -72,6 +76,7 @@ type Worker struct {
 	blobs   imgd.BlobStore
 	engine  *engine.Engine
 	hub     *events.Hub
+	update  func(imgd.Task)
 	log     *slog.Logger
 	timeout time.Duration
 }
@@ -102,7 +107,7 @@ func New(o Options) (*Worker, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Worker{store: o.Store, blobs: o.Blobs, engine: o.Engine, hub: o.Hub, log: o.Logger, timeout: o.Timeout}, nil
+	return &Worker{store: o.Store, blobs: o.Blobs, engine: o.Engine, hub: o.Hub, update: o.OnUpdate, log: o.Logger, timeout: o.Timeout}, nil
 }
 
 // Timeout implements river.Worker: the per-task time limit.
@@ -337,5 +342,8 @@ func (r *run) decide(ctx context.Context, err error) error {
 func (w *Worker) publish(t imgd.Task) {
 	if w.hub != nil {
 		w.hub.Publish(events.TaskUpdated(t))
+	}
+	if w.update != nil {
+		w.update(t)
 	}
 }
