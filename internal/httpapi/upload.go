@@ -1,0 +1,102 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/imgd/imgd"
+	"github.com/imgd/imgd/internal/events"
+)
+
+// readUpload reads an upload into memory, failing with too_large as soon
+// as it grows past max bytes: the client learns it while still sending,
+// and no more than max+1 bytes are ever held. One upload is held at a time
+// per request; the engine needs the whole file to read its header (TIFF and
+// EXIF point anywhere in the file) and the blob store streams it from here.
+func readUpload(r io.Reader, max int64) ([]byte, error) {
+	var buf bytes.Buffer
+	n, err := buf.ReadFrom(io.LimitReader(r, max+1))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, imgd.Errorf(imgd.CodeTooLarge, "the upload is larger than %d bytes", max)
+		}
+		return nil, imgd.WrapError(imgd.CodeInvalidArgument, err, "reading the upload failed: "+err.Error())
+	}
+	if n > max {
+		return nil, imgd.Errorf(imgd.CodeTooLarge, "the upload is larger than %d bytes", max)
+	}
+	if n == 0 {
+		return nil, &imgd.Error{Code: imgd.CodeInvalidArgument, Field: "file", Message: "is empty"}
+	}
+	return buf.Bytes(), nil
+}
+
+// ingest stores an uploaded original: it reads r (at most the engine's
+// input limit), checks the image from its bytes (format sniffed, header
+// read, limits checked), stores the blob and creates the image row. An
+// image that is refused leaves nothing behind: the blob is stored only
+// after the checks, and removed again when the row cannot be created and
+// nothing else uses it. With idemKey, a repeated upload returns the first
+// image and created == false.
+func (s *Server) ingest(ctx context.Context, r io.Reader, filename, idemKey string) (_ imgd.Image, created bool, _ error) {
+	data, err := readUpload(r, s.engine.Limits().MaxInputBytes)
+	if err != nil {
+		return imgd.Image{}, false, err
+	}
+	info, err := s.engine.Probe(data)
+	if err != nil {
+		return imgd.Image{}, false, err
+	}
+	sum := sha256.Sum256(data)
+	key, size, err := s.blobs.Put(ctx, bytes.NewReader(data))
+	if err != nil {
+		return imgd.Image{}, false, err
+	}
+	if want := imgd.BlobKey(sum[:]); key != want || size != int64(len(data)) {
+		return imgd.Image{}, false, fmt.Errorf("blob store returned %s (%d bytes) for %s (%d bytes)", key, size, want, len(data))
+	}
+	im, created, err := s.store.CreateImage(ctx, imgd.Image{
+		Filename:       filename,
+		MediaType:      info.MediaType,
+		Format:         info.Format,
+		Width:          info.Width,
+		Height:         info.Height,
+		Frames:         info.Frames,
+		Bytes:          size,
+		SHA256:         hex.EncodeToString(sum[:]),
+		Orientation:    info.Orientation,
+		BlobKey:        key,
+		IdempotencyKey: idemKey,
+	})
+	if err != nil {
+		s.deleteUnreferenced(ctx, key)
+		return imgd.Image{}, false, err
+	}
+	if created {
+		s.hub.Publish(events.ImageEvent(events.TypeImageUploaded, im))
+	}
+	return im, created, nil
+}
+
+// deleteUnreferenced deletes the blobs among keys that no image or result
+// uses. It runs on after ctx ends (a client that hung up must not leave a
+// blob behind); failures only leak a blob, so they are logged.
+func (s *Server) deleteUnreferenced(ctx context.Context, keys ...string) {
+	ctx = context.WithoutCancel(ctx)
+	unref, err := s.store.UnreferencedBlobs(ctx, keys)
+	if err != nil {
+		logger(ctx).Warn("find unreferenced blobs", "keys", keys, "error", err)
+		return
+	}
+	for _, k := range unref {
+		if err := s.blobs.Delete(ctx, k); err != nil {
+			logger(ctx).Warn("delete unreferenced blob", "key", k, "error", err)
+		}
+	}
+}
