@@ -16,10 +16,8 @@ deps:
 build: deps ## build bin/imgd
 	$(GO) build -o $(BIN) ./cmd/imgd
 
-run: build ## process the sample photos into data/out (the service arrives with `imgd serve`)
-	@mkdir -p data/out
-	$(BIN) process -p '[{"op":"resize","width":300},{"op":"convert","format":"webp"}]' -o data/out --json testdata/photos/*.jpg
-	@echo "thumbnails written to data/out/ - try: $(BIN) process -h"
+run: build ## start imgd serve: API, web page and workers on http://127.0.0.1:8080, data in ./data
+	$(BIN) serve
 
 test: ## vet and run every test (installs what it needs)
 	@scripts/deps.sh test

@@ -31,6 +31,10 @@ const (
 const usage = `imgd: asynchronous image processing
 
 Usage:
+  imgd serve            API, web page and workers in one process (embedded default)
+  imgd api              API and web page only (scale-out)
+  imgd worker           workers only, with /healthz, /readyz, /metrics (scale-out)
+  imgd migrate          apply the database schema
   imgd process -p PIPELINE [-o OUT] [--json] [-j N] INPUT...
                         run one pipeline on local files, no server
   imgd config           print the effective configuration
@@ -46,6 +50,14 @@ func Main(ctx context.Context, args []string, env Env) int {
 		return exitUsage
 	}
 	switch args[0] {
+	case "serve":
+		return runServer(ctx, roleServe, args[1:], env)
+	case "api":
+		return runServer(ctx, roleAPI, args[1:], env)
+	case "worker":
+		return runServer(ctx, roleWorker, args[1:], env)
+	case "migrate":
+		return runMigrate(ctx, args[1:], env)
 	case "process":
 		return runProcess(ctx, args[1:], env)
 	case "config":

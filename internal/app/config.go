@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/imgd/imgd/internal/engine"
 )
@@ -16,17 +17,28 @@ import (
 // settings, which registers its flag, reads its environment variable and
 // documents it (a test keeps README.md's configuration table in step).
 type Config struct {
-	Workers   int
-	LogLevel  string
-	LogFormat string
-	Limits    engine.Limits
+	Addr                string
+	DataDir             string
+	DatabaseURL         string
+	BlobURL             string
+	Workers             int
+	TaskTimeout         time.Duration
+	ShutdownTimeout     time.Duration
+	WebhookSecret       string
+	WebhookAllowPrivate bool
+	LogLevel            string
+	LogFormat           string
+	Limits              engine.Limits
 }
 
 // setting is one row of the configuration table.
 type setting struct {
 	env, flag, def, help string
-	set                  func(c *Config, v string) error
-	get                  func(c *Config) string
+	// unsetDefault: def describes what an unset (empty) value means rather
+	// than being a value itself.
+	unsetDefault bool
+	set          func(c *Config, v string) error
+	get          func(c *Config) string
 }
 
 func intSetting(env, flagName, def, help string, p func(c *Config) *int, lo int) setting {
@@ -75,6 +87,55 @@ func choiceSetting(env, flagName, def, help string, p func(c *Config) *string, c
 		get: func(c *Config) string { return *p(c) }}
 }
 
+func stringSetting(env, flagName, def, help string, p func(c *Config) *string) setting {
+	return setting{env: env, flag: flagName, def: def, help: help,
+		set: func(c *Config, v string) error { *p(c) = v; return nil },
+		get: func(c *Config) string { return *p(c) }}
+}
+
+func unset(s setting) setting { s.unsetDefault = true; return s }
+
+// secretSetting is a string setting that `imgd config` does not print.
+func secretSetting(env, flagName, def, help string, p func(c *Config) *string) setting {
+	s := stringSetting(env, flagName, def, help, p)
+	s.get = func(c *Config) string {
+		if *p(c) == "" {
+			return ""
+		}
+		return "(set, not shown)"
+	}
+	return s
+}
+
+func durationSetting(env, flagName, def, help string, p func(c *Config) *time.Duration) setting {
+	return setting{env: env, flag: flagName, def: def, help: help,
+		set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("must be a duration such as 30s or 5m, got %q", v)
+			}
+			if d <= 0 {
+				return fmt.Errorf("must be > 0, got %s", d)
+			}
+			*p(c) = d
+			return nil
+		},
+		get: func(c *Config) string { return p(c).String() }}
+}
+
+func boolSetting(env, flagName, def, help string, p func(c *Config) *bool) setting {
+	return setting{env: env, flag: flagName, def: def, help: help,
+		set: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("must be true or false, got %q", v)
+			}
+			*p(c) = b
+			return nil
+		},
+		get: func(c *Config) string { return strconv.FormatBool(*p(c)) }}
+}
+
 // parseSize reads an integer with an optional KB/MB/GB (or KiB/MiB/GiB)
 // suffix; KB is 1000 and KiB 1024.
 func parseSize(v string) (int64, error) {
@@ -100,8 +161,24 @@ func parseSize(v string) (int64, error) {
 }
 
 var settings = []setting{
+	stringSetting("IMGD_ADDR", "addr", "127.0.0.1:8080", "listen address of serve and api (worker: its health and metrics port)",
+		func(c *Config) *string { return &c.Addr }),
+	stringSetting("IMGD_DATA_DIR", "data-dir", "./data", "directory of the embedded database and blobs",
+		func(c *Config) *string { return &c.DataDir }),
+	unset(secretSetting("IMGD_DATABASE_URL", "database-url", "SQLite in the data dir", "postgres://user@host:port/db?sslmode=… selects PostgreSQL",
+		func(c *Config) *string { return &c.DatabaseURL })),
+	unset(stringSetting("IMGD_BLOB_URL", "blob-url", "files in the data dir", "s3://BUCKET?endpoint=http://host:port&region=…&path_style=true selects S3-compatible storage",
+		func(c *Config) *string { return &c.BlobURL })),
 	intSetting("IMGD_WORKERS", "workers", "number of cores", "concurrent tasks per process (imgd process: default for -j)",
 		func(c *Config) *int { return &c.Workers }, 1),
+	durationSetting("IMGD_TASK_TIMEOUT", "task-timeout", "5m", "time limit of one task attempt",
+		func(c *Config) *time.Duration { return &c.TaskTimeout }),
+	durationSetting("IMGD_SHUTDOWN_TIMEOUT", "shutdown-timeout", "30s", "on SIGTERM, how long running tasks and requests may finish before they are re-queued or cut",
+		func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
+	unset(secretSetting("IMGD_WEBHOOK_SECRET", "webhook-secret", "none: webhooks unsigned", "HMAC-SHA256 key that signs webhook deliveries",
+		func(c *Config) *string { return &c.WebhookSecret })),
+	boolSetting("IMGD_WEBHOOK_ALLOW_PRIVATE", "webhook-allow-private", "false", "allow webhook targets on loopback and private addresses",
+		func(c *Config) *bool { return &c.WebhookAllowPrivate }),
 	int64Setting("IMGD_MAX_INPUT_BYTES", "max-input-bytes", "50MiB", "largest accepted input file",
 		func(c *Config) *int64 { return &c.Limits.MaxInputBytes }),
 	int64Setting("IMGD_MAX_PIXELS", "max-pixels", "100000000", "largest decoded image, all frames together, input or output",
@@ -120,7 +197,9 @@ var settings = []setting{
 
 // defaultConfig is the configuration before flags and environment.
 func defaultConfig() Config {
-	return Config{Workers: runtime.NumCPU(), LogLevel: "info", LogFormat: "auto", Limits: engine.DefaultLimits()}
+	return Config{Addr: "127.0.0.1:8080", DataDir: "./data", Workers: runtime.NumCPU(),
+		TaskTimeout: 5 * time.Minute, ShutdownTimeout: 30 * time.Second,
+		LogLevel: "info", LogFormat: "auto", Limits: engine.DefaultLimits()}
 }
 
 // register adds every setting as a flag of fs. Flags win over the

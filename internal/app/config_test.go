@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -129,7 +130,9 @@ func TestResolveDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("resolve(no flags, no env) error: %v", err)
 	}
-	want := Config{Workers: runtime.NumCPU(), LogLevel: "info", LogFormat: "auto", Limits: engine.DefaultLimits()}
+	want := Config{Addr: "127.0.0.1:8080", DataDir: "./data", Workers: runtime.NumCPU(),
+		TaskTimeout: 5 * time.Minute, ShutdownTimeout: 30 * time.Second,
+		LogLevel: "info", LogFormat: "auto", Limits: engine.DefaultLimits()}
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("resolve(no flags, no env) mismatch (-want +got):\n%s", diff)
 	}
@@ -205,6 +208,12 @@ func TestSettingsTable(t *testing.T) {
 			if s.env == "IMGD_WORKERS" {
 				if got, want := s.get(&def), strconv.Itoa(runtime.NumCPU()); got != want {
 					t.Errorf("default %s = %s, want %s (the number of cores)", s.env, got, want)
+				}
+				return
+			}
+			if s.unsetDefault {
+				if got := s.get(&def); got != "" {
+					t.Errorf("setting %s: documented as %q when unset, but its default is %q", s.env, s.def, got)
 				}
 				return
 			}
