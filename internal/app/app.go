@@ -35,6 +35,8 @@ Usage:
   imgd api              API and web page only (scale-out)
   imgd worker           workers only, with /healthz, /readyz, /metrics (scale-out)
   imgd migrate          apply the database schema
+  imgd submit FILE STEP... [--wait] [--out PATH]
+                        upload FILE to a running server, run a pipeline on it
   imgd process -p PIPELINE [-o OUT] [--json] [-j N] INPUT...
                         run one pipeline on local files, no server
   imgd config           print the effective configuration
@@ -58,6 +60,8 @@ func Main(ctx context.Context, args []string, env Env) int {
 		return runServer(ctx, roleWorker, args[1:], env)
 	case "migrate":
 		return runMigrate(ctx, args[1:], env)
+	case "submit":
+		return runSubmit(ctx, args[1:], env)
 	case "process":
 		return runProcess(ctx, args[1:], env)
 	case "config":

@@ -141,6 +141,22 @@ func (s *Store) migrations() (*goose.Provider, error) {
 	return p, nil
 }
 
+// RequeueInterrupted makes the jobs River still marks running available
+// again, and returns how many there were. Call it only while no process
+// works this database's jobs (the embedded service holds a lock on its data
+// directory for that): a job then marked running belongs to a process that
+// died (SIGKILL, power loss), and River's own rescuer would wait
+// RescueStuckJobsAfter (longer than a task's time limit) to notice. The
+// worker is idempotent, so running such a job again completes its task
+// exactly once.
+func (s *Store) RequeueInterrupted(ctx context.Context) (int64, error) {
+	n, err := exec(ctx, s.db, `UPDATE river_job SET state = 'available' WHERE state = 'running'`, nil)
+	if err != nil {
+		return 0, fmt.Errorf("requeue interrupted jobs: %w", err)
+	}
+	return n, nil
+}
+
 // DB is the database, for River and for tests.
 func (s *Store) DB() *sql.DB { return s.db }
 
