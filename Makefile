@@ -5,7 +5,7 @@ BIN := bin/imgd
 FUZZTIME ?= 30s
 .DEFAULT_GOAL := help
 
-.PHONY: help deps build run test test-short bench fuzz lint
+.PHONY: help deps build run test test-short bench bench-service fuzz lint
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 bench: build ## compare imgd with vipsthumbnail and Pillow (BENCH_DIR=folder for other photos)
 	@scripts/deps.sh bench
 	$(GO) run ./bench $(if $(BENCH_DIR),-dir $(BENCH_DIR))
+
+bench-service: build ## imgd serve end to end: tasks/s and latency (N=500 tasks, C=8 clients)
+	$(GO) run ./bench/service -imgd $(BIN) $(if $(N),-n $(N)) $(if $(C),-c $(C))
 
 lint: ## gofmt, go vet, go mod tidy -diff, staticcheck
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
