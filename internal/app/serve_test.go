@@ -1,0 +1,353 @@
+package app_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/imgd/imgd"
+	"github.com/imgd/imgd/internal/imgtest"
+)
+
+// These tests run the real imgd binary, as a user would: built once, started
+// on a loopback port with a temporary data directory, stopped with signals.
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// imgdBinary builds cmd/imgd once per test run.
+func imgdBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "imgd-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "imgd")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/imgd")
+		cmd.Dir = imgtest.Root(t)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// daemon is one running imgd process.
+type daemon struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	URL  string
+	done chan error // receives Wait's result
+	mu   sync.Mutex
+	logs bytes.Buffer
+}
+
+// startDaemon starts `imgd <role>` with the data directory and extra
+// environment, and waits until it listens.
+func startDaemon(t *testing.T, role, dataDir string, env ...string) *daemon {
+	t.Helper()
+	cmd := exec.Command(imgdBinary(t), role)
+	cmd.Env = append(os.Environ(), "IMGD_ADDR=127.0.0.1:0", "IMGD_DATA_DIR="+dataDir, "IMGD_LOG_FORMAT=json",
+		"IMGD_LOG_LEVEL=info")
+	cmd.Env = append(cmd.Env, env...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{t: t, cmd: cmd, done: make(chan error, 1)}
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Bytes()
+			d.mu.Lock()
+			d.logs.Write(line)
+			d.logs.WriteByte('\n')
+			d.mu.Unlock()
+			var rec struct {
+				Msg string `json:"msg"`
+				URL string `json:"url"`
+			}
+			if json.Unmarshal(line, &rec) == nil && rec.Msg == "imgd started" {
+				urls <- rec.URL
+			}
+		}
+		d.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if d.cmd.ProcessState == nil {
+			_ = d.cmd.Process.Kill() // only the process this test started
+			<-d.done
+		}
+		if t.Failed() {
+			t.Logf("imgd %s logs:\n%s", role, d.Logs())
+		}
+	})
+	select {
+	case d.URL = <-urls:
+		return d
+	case err := <-d.done:
+		t.Fatalf("imgd %s exited before listening: %v\n%s", role, err, d.Logs())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("imgd %s did not start in 30 s\n%s", role, d.Logs())
+	}
+	return nil
+}
+
+func (d *daemon) Logs() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.logs.String()
+}
+
+// signal sends sig and waits for the process to exit, returning its exit
+// code (-1 when killed by a signal).
+func (d *daemon) signal(sig syscall.Signal, timeout time.Duration) int {
+	d.t.Helper()
+	if err := d.cmd.Process.Signal(sig); err != nil {
+		d.t.Fatal(err)
+	}
+	select {
+	case <-d.done:
+		return d.cmd.ProcessState.ExitCode()
+	case <-time.After(timeout):
+		d.t.Fatalf("imgd did not exit within %s of %s", timeout, sig)
+	}
+	return 0
+}
+
+// call sends a request and decodes a JSON answer into out (when not nil),
+// failing unless the status is want.
+func (d *daemon) call(method, path string, body io.Reader, contentType string, want int, out any) {
+	d.t.Helper()
+	req, err := http.NewRequest(method, d.URL+path, body)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		d.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		d.t.Fatalf("%s %s = %d %s, want %d", method, path, resp.StatusCode, b, want)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			d.t.Fatalf("%s %s: %v\n%s", method, path, err, b)
+		}
+	}
+}
+
+func (d *daemon) upload(rel string) imgd.Image {
+	d.t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	fw, _ := mw.CreateFormFile("file", filepath.Base(rel))
+	fw.Write(imgtest.Read(d.t, rel))
+	mw.Close()
+	var im imgd.Image
+	d.call("POST", "/api/v1/images", &buf, mw.FormDataContentType(), http.StatusCreated, &im)
+	return im
+}
+
+func (d *daemon) createTask(imageID, pipeline string) imgd.Task {
+	d.t.Helper()
+	var task imgd.Task
+	body := fmt.Sprintf(`{"image_id":%q,"pipeline":%s}`, imageID, pipeline)
+	d.call("POST", "/api/v1/tasks", strings.NewReader(body), "application/json", http.StatusAccepted, &task)
+	return task
+}
+
+func (d *daemon) task(id string) imgd.Task {
+	d.t.Helper()
+	var task imgd.Task
+	d.call("GET", "/api/v1/tasks/"+id, nil, "", http.StatusOK, &task)
+	return task
+}
+
+// slowTasks creates n tasks that each take a while (a rotation by an
+// arbitrary angle and an error-diffusion dither of a 1600 px photo) and that
+// differ, so that none reuses another's result.
+func slowTasks(d *daemon, n int) []string {
+	im := d.upload("photos/jpeg-large-baseline.jpg")
+	ids := make([]string, n)
+	for i := range ids {
+		p := fmt.Sprintf(`[{"op":"resize","width":1600},{"op":"rotate","angle":%d.5,"background":"#ffffff"},{"op":"dither","method":"stucki","palette":"pico8"},{"op":"convert","format":"png"}]`, i+1)
+		ids[i] = d.createTask(im.ID, p).ID
+	}
+	return ids
+}
+
+// waitProcessing waits until one of ids is processing.
+func waitProcessing(t *testing.T, d *daemon, ids []string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, id := range ids {
+			if d.task(id).Status == imgd.TaskProcessing {
+				return
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal("no task started processing in 30 s")
+}
+
+// waitAllCompleted waits until every task is completed, failing on a
+// task that fails or is canceled.
+func waitAllCompleted(t *testing.T, d *daemon, ids []string, timeout time.Duration) []imgd.Task {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tasks := make([]imgd.Task, len(ids))
+	for i, id := range ids {
+		for {
+			tasks[i] = d.task(id)
+			if tasks[i].Status == imgd.TaskCompleted {
+				break
+			}
+			if tasks[i].Status.Final() {
+				t.Fatalf("task %s ended %s (%s: %s), want completed", id, tasks[i].Status, tasks[i].ErrorCode, tasks[i].ErrorMessage)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("task %s still %s after %s", id, tasks[i].Status, timeout)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return tasks
+}
+
+// TestServeSIGKILLRestart kills the server with tasks in flight and starts
+// it again on the same data directory: every task completes exactly once,
+// within seconds of the restart, and each has exactly one result blob.
+func TestServeSIGKILLRestart(t *testing.T) {
+	dir := t.TempDir()
+	d := startDaemon(t, "serve", dir, "IMGD_WORKERS=2")
+	ids := slowTasks(d, 6)
+	waitProcessing(t, d, ids)
+	if code := d.signal(syscall.SIGKILL, 10*time.Second); code != -1 {
+		t.Fatalf("exit code after SIGKILL = %d, want -1 (killed)", code)
+	}
+
+	restart := time.Now()
+	d = startDaemon(t, "serve", dir, "IMGD_WORKERS=2")
+	tasks := waitAllCompleted(t, d, ids, 2*time.Minute)
+	t.Logf("all %d tasks completed %s after the restart", len(ids), time.Since(restart).Round(time.Millisecond))
+	if !strings.Contains(d.Logs(), "requeued tasks interrupted by an earlier crash") {
+		t.Error("the restarted server did not report requeuing the interrupted tasks")
+	}
+
+	// Exactly once: one completed River job per task, and the results are
+	// distinct blobs that all exist.
+	var jobs struct {
+		Items []json.RawMessage `json:"items"`
+	}
+	d.call("GET", "/api/v1/tasks?limit=100", nil, "", http.StatusOK, &jobs)
+	if len(jobs.Items) != len(ids) {
+		t.Errorf("GET /api/v1/tasks lists %d tasks, want %d", len(jobs.Items), len(ids))
+	}
+	seen := map[string]bool{}
+	for _, task := range tasks {
+		if task.Result == nil || task.Result.Bytes == 0 {
+			t.Fatalf("task %s completed without a result", task.ID)
+		}
+		resp, err := http.Get(d.URL + "/api/v1/tasks/" + task.ID + "/result")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || int64(len(b)) != task.Result.Bytes {
+			t.Errorf("result of %s: %d, %d bytes, want 200 and %d bytes", task.ID, resp.StatusCode, len(b), task.Result.Bytes)
+		}
+		key := fmt.Sprintf("%x", sha256.Sum256(b))
+		if seen[key] {
+			t.Errorf("two tasks share a result: pipelines differ, so results must too")
+		}
+		seen[key] = true
+	}
+	// One original and one result per task; nothing else, nothing left in tmp.
+	blobs, _ := filepath.Glob(filepath.Join(dir, "blobs", "sha256", "*", "*"))
+	if len(blobs) != len(ids)+1 {
+		t.Errorf("%d blobs stored, want %d (the original and one result per task)", len(blobs), len(ids)+1)
+	}
+	if code := d.signal(syscall.SIGTERM, 40*time.Second); code != 0 {
+		t.Errorf("exit code after SIGTERM = %d, want 0", code)
+	}
+}
+
+// TestServeGracefulShutdown stops the server with SIGTERM while tasks run:
+// it exits 0 within the shutdown timeout, no task is left processing or
+// failed, and after a restart they all complete.
+func TestServeGracefulShutdown(t *testing.T) {
+	dir := t.TempDir()
+	d := startDaemon(t, "serve", dir, "IMGD_WORKERS=2", "IMGD_SHUTDOWN_TIMEOUT=1s")
+	ids := slowTasks(d, 4)
+	waitProcessing(t, d, ids)
+	start := time.Now()
+	if code := d.signal(syscall.SIGTERM, 20*time.Second); code != 0 {
+		t.Fatalf("exit code after SIGTERM = %d, want 0", code)
+	}
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("shutdown took %s with a 1 s shutdown timeout", took)
+	}
+	if !strings.Contains(d.Logs(), `"msg":"imgd stopped"`) {
+		t.Error("no 'imgd stopped' log line")
+	}
+
+	d = startDaemon(t, "serve", dir, "IMGD_WORKERS=2")
+	if strings.Contains(d.Logs(), "requeued tasks interrupted") {
+		t.Error("after a graceful shutdown, the restart found interrupted jobs: shutdown did not re-queue them")
+	}
+	waitAllCompleted(t, d, ids, 2*time.Minute)
+}
+
+// TestServeOneWorkingProcessPerDataDir: a second serve on the same data
+// directory refuses to start (it would run the first one's jobs again),
+// with a message that says why.
+func TestServeOneWorkingProcessPerDataDir(t *testing.T) {
+	dir := t.TempDir()
+	startDaemon(t, "serve", dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, imgdBinary(t), "serve")
+	cmd.Env = append(os.Environ(), "IMGD_ADDR=127.0.0.1:0", "IMGD_DATA_DIR="+dir, "IMGD_LOG_FORMAT=text")
+	out, err := cmd.CombinedOutput()
+	if err == nil || cmd.ProcessState.ExitCode() != 3 {
+		t.Fatalf("second imgd serve on the same data dir: %v, exit %d, want exit 3\n%s", err, cmd.ProcessState.ExitCode(), out)
+	}
+	if !strings.Contains(string(out), "in use by another imgd process") {
+		t.Errorf("second serve's message does not say the data directory is in use:\n%s", out)
+	}
+}
