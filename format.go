@@ -86,7 +86,7 @@ func (f Format) SupportsAnimation() bool { return f == FormatGIF || f == FormatW
 type ImageInfo struct {
 	Format      Format `json:"format"`
 	MediaType   string `json:"media_type"`
-	Width       int    `json:"width"`  // as stored, before EXIF orientation
+	Width       int    `json:"width"`  // upright: after the EXIF orientation is applied
 	Height      int    `json:"height"` // one frame's height
 	Frames      int    `json:"frames"` // 1 for still images
 	Orientation int    `json:"orientation"`

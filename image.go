@@ -15,12 +15,12 @@ type Image struct {
 	Filename    string `json:"filename"`   // as given by the client; never used as a path
 	MediaType   string `json:"media_type"` // sniffed from the bytes
 	Format      Format `json:"format"`
-	Width       int    `json:"width"`  // as stored, before EXIF orientation
+	Width       int    `json:"width"`  // upright: after the EXIF orientation is applied
 	Height      int    `json:"height"` // one frame's height
 	Frames      int    `json:"frames"` // 1 for still images
 	Bytes       int64  `json:"bytes"`
 	SHA256      string `json:"sha256"`      // lowercase hex of the original bytes
-	Orientation int    `json:"orientation"` // EXIF orientation 1..8, 0 when absent
+	Orientation int    `json:"orientation"` // EXIF orientation 1..8 (1 when the file has none); 0 when unknown
 	Owner       string `json:"owner,omitempty"`
 	BlobKey     string `json:"-"` // key in the BlobStore, "sha256/<hex>"
 	// IdempotencyKey makes a retried upload return the first image instead of

@@ -61,9 +61,11 @@ func runServer(ctx context.Context, r role, args []string, env Env) int {
 		// The embedded database is this process's own: it brings the
 		// schema up to date. A shared database is migrated by
 		// `imgd migrate`, once, not by every process that starts.
-		Migrate: c.DatabaseURL == "",
-		Limits:  c.Limits,
-		Logger:  log,
+		Migrate:             c.DatabaseURL == "",
+		Limits:              c.Limits,
+		Logger:              log,
+		WebhookSecret:       c.WebhookSecret,
+		WebhookAllowPrivate: c.WebhookAllowPrivate,
 	})
 	if err != nil {
 		log.Error("start failed", "error", err)
@@ -77,7 +79,7 @@ func runServer(ctx context.Context, r role, args []string, env Env) int {
 		handler = opsHandler(svc, m)
 	} else {
 		api, err := httpapi.New(httpapi.Options{Store: svc.Store, Blobs: svc.Blobs, Engine: svc.Engine, Hub: svc.Hub,
-			Ready: svc.Ready, Metrics: m, Logger: log})
+			Ready: svc.Ready, Metrics: m, Logger: log, OnTaskUpdate: svc.TaskUpdated})
 		if err != nil {
 			log.Error("start failed", "error", err)
 			return exitStartup

@@ -17,6 +17,7 @@ import (
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/imgd/imgd"
 	"github.com/imgd/imgd/internal/blob/fileblob"
@@ -24,6 +25,8 @@ import (
 	"github.com/imgd/imgd/internal/events"
 	"github.com/imgd/imgd/internal/store/postgres"
 	"github.com/imgd/imgd/internal/store/sqlite"
+	"github.com/imgd/imgd/internal/store/sqlstore"
+	"github.com/imgd/imgd/internal/webhook"
 	"github.com/imgd/imgd/internal/worker"
 )
 
@@ -52,7 +55,17 @@ type Options struct {
 	Migrate bool
 	Limits  engine.Limits
 	Logger  *slog.Logger // nil discards
+	// WebhookSecret signs webhook deliveries (IMGD_WEBHOOK_SECRET); ""
+	// sends them unsigned, with a warning at start.
+	WebhookSecret string
+	// WebhookAllowPrivate lets webhooks reach loopback and private
+	// addresses (IMGD_WEBHOOK_ALLOW_PRIVATE).
+	WebhookAllowPrivate bool
 }
+
+// webhookWorkers is how many webhook deliveries a process with workers
+// makes at once, in their own queue: they wait on the network, not the CPU.
+const webhookWorkers = 8
 
 // Service is an open imgd: every part the HTTP API and the workers need.
 type Service struct {
@@ -64,7 +77,11 @@ type Service struct {
 
 	dataDir string      // "" when nothing is kept on local disk
 	queue   queueClient // nil without workers: the api role only inserts jobs
-	closers []func() error
+	// inserter inserts webhook jobs: the queue client, or an insert-only
+	// client without workers.
+	inserter   webhook.Inserter
+	deliveries webhook.Recorder
+	closers    []func() error
 }
 
 // queueClient is what the service uses of river.Client[TTx], whose type
@@ -73,6 +90,7 @@ type queueClient interface {
 	Start(ctx context.Context) error
 	Stop(ctx context.Context) error
 	StopAndCancel(ctx context.Context) error
+	Insert(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
 }
 
 // Open opens the stores (migrating them when o.Migrate), and builds the
@@ -123,6 +141,22 @@ func Open(ctx context.Context, o Options) (_ *Service, err error) {
 			}
 		}
 		newClient = func(c *river.Config) (queueClient, error) { return newRiver(st.Driver(), c) }
+		if o.Workers > 0 {
+			// Only one process works the embedded queue, so the jobs it
+			// finds running were cut off by a crash: run them again now.
+			unlock, err := lockDataDir(o.DataDir)
+			if err != nil {
+				return nil, err
+			}
+			s.closers = append(s.closers, unlock)
+			n, err := st.RequeueInterrupted(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if n > 0 {
+				o.Logger.Warn("requeued tasks interrupted by an earlier crash", "jobs", n)
+			}
+		}
 	case strings.HasPrefix(o.DatabaseURL, "postgres://") || strings.HasPrefix(o.DatabaseURL, "postgresql://"):
 		st, err := postgres.Open(ctx, postgres.Options{URL: o.DatabaseURL, Logger: o.Logger})
 		if err != nil {
@@ -161,25 +195,100 @@ func Open(ctx context.Context, o Options) (_ *Service, err error) {
 		RescueStuckJobsAfter: o.TaskTimeout + 10*time.Second,
 		JobTimeout:           o.TaskTimeout,
 	}
+	ds, ok := s.Store.(deliveryStore)
+	if !ok {
+		return nil, fmt.Errorf("store %T keeps no webhook deliveries", s.Store)
+	}
+	s.deliveries = deliveryRecorder{ds}
 	if o.Workers > 0 {
 		w, err := worker.New(worker.Options{Store: s.Store, Blobs: s.Blobs, Engine: eng, Hub: s.Hub,
-			Logger: o.Logger.With("component", "worker"), Timeout: o.TaskTimeout})
+			Logger: o.Logger.With("component", "worker"), Timeout: o.TaskTimeout, OnUpdate: s.TaskUpdated})
+		if err != nil {
+			return nil, err
+		}
+		hooks, err := webhook.New(webhook.Options{Tasks: s.Store, Recorder: s.deliveries, Secret: o.WebhookSecret,
+			AllowPrivate: o.WebhookAllowPrivate, Logger: o.Logger.With("component", "webhook")})
 		if err != nil {
 			return nil, err
 		}
 		workers := river.NewWorkers()
 		river.AddWorker(workers, w)
+		river.AddWorker(workers, hooks)
 		cfg.Workers = workers
-		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: o.Workers}}
+		cfg.Queues = map[string]river.QueueConfig{
+			river.QueueDefault: {MaxWorkers: o.Workers},
+			webhook.Queue:      {MaxWorkers: webhookWorkers},
+		}
 		if s.queue, err = newClient(cfg); err != nil {
 			return nil, fmt.Errorf("river client: %w", err)
 		}
+		s.inserter = s.queue
+	} else {
+		// Insert-only: the processes with workers deliver.
+		ins, err := newClient(&river.Config{Logger: cfg.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("river insert client: %w", err)
+		}
+		s.inserter = ins
 	}
 	return s, nil
 }
 
 func newRiver[TTx any](d riverdriver.Driver[TTx], c *river.Config) (queueClient, error) {
 	return river.NewClient(d, c)
+}
+
+// TaskUpdated is told of every task status change (by the worker, and by
+// the API for cancellations); a final status of a task with a webhook URL
+// enqueues its delivery. A failure is logged: the task's own state is
+// already stored and must not depend on its webhook. The hook has no ctx
+// (worker.Options.OnUpdate), and the caller's would be the wrong one anyway:
+// a request or job ending must not cancel the enqueue of a change already
+// made, hence a root context with its own timeout.
+func (s *Service) TaskUpdated(t imgd.Task) {
+	if t.WebhookURL == "" || !t.Status.Final() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := webhook.Enqueue(ctx, s.inserter, t); err != nil {
+		s.Log.Error("webhook not enqueued", "task_id", t.ID, "status", t.Status, "err", err)
+	}
+}
+
+// WebhookDeliveries returns the webhook delivery attempts of a task, oldest
+// first (for GET /api/v1/tasks/{id}/webhooks).
+func (s *Service) WebhookDeliveries(ctx context.Context, taskID string) ([]webhook.Delivery, error) {
+	return s.deliveries.ListDeliveries(ctx, taskID)
+}
+
+// deliveryStore is what both stores (through sqlstore.Store) keep of
+// webhook deliveries.
+type deliveryStore interface {
+	AddWebhookDelivery(ctx context.Context, d sqlstore.WebhookDelivery) (sqlstore.WebhookDelivery, error)
+	ListWebhookDeliveries(ctx context.Context, taskID string) ([]sqlstore.WebhookDelivery, error)
+}
+
+// deliveryRecorder adapts a deliveryStore to webhook.Recorder; the store
+// does not import the webhook package, and the two record types have the
+// same fields.
+type deliveryRecorder struct{ st deliveryStore }
+
+func (r deliveryRecorder) RecordDelivery(ctx context.Context, d webhook.Delivery) error {
+	_, err := r.st.AddWebhookDelivery(ctx, sqlstore.WebhookDelivery(d))
+	return err
+}
+
+func (r deliveryRecorder) ListDeliveries(ctx context.Context, taskID string) ([]webhook.Delivery, error) {
+	ds, err := r.st.ListWebhookDeliveries(ctx, taskID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]webhook.Delivery, len(ds))
+	for i, d := range ds {
+		out[i] = webhook.Delivery(d)
+	}
+	return out, nil
 }
 
 // redactURL drops the user information of a URL for messages.

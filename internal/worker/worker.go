@@ -207,7 +207,14 @@ func (r *run) work(ctx context.Context) error {
 			return fmt.Errorf("encode outputs: %w", err)
 		}
 	}
-	done, err := w.store.CompleteTask(ctx, id, result)
+	// The result is stored: record it even if ctx ends now. A cancel that
+	// arrives between Put and here (River cancels ctx up to 2 s after
+	// CancelTask, when it polls) must be seen by CompleteTask as a
+	// transition error, which drops the blob; with ctx the call would fail
+	// with "canceled" and leave the blob behind, referenced by nothing.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	done, err := w.store.CompleteTask(cctx, id, result)
 	if err != nil {
 		if errors.Is(err, imgd.ErrTaskTransition) || imgd.CodeOf(err) == imgd.CodeNotFound {
 			// Canceled or deleted while we worked: the blob may be an orphan.
@@ -215,6 +222,8 @@ func (r *run) work(ctx context.Context) error {
 			w.deleteIfUnreferenced(ctx, key)
 			return nil
 		}
+		// Not recorded: the next attempt writes the same key again.
+		w.deleteIfUnreferenced(ctx, key)
 		return fmt.Errorf("complete task: %w", err)
 	}
 	r.task = done
