@@ -79,7 +79,8 @@ func runServer(ctx context.Context, r role, args []string, env Env) int {
 		handler = opsHandler(svc, m)
 	} else {
 		api, err := httpapi.New(httpapi.Options{Store: svc.Store, Blobs: svc.Blobs, Engine: svc.Engine, Hub: svc.Hub,
-			Ready: svc.Ready, Metrics: m, Logger: log, OnTaskUpdate: svc.TaskUpdated})
+			Ready: svc.Ready, Metrics: m, Logger: log, OnTaskUpdate: svc.TaskUpdated,
+			WebhookDeliveries: svc.WebhookDeliveries})
 		if err != nil {
 			log.Error("start failed", "error", err)
 			return exitStartup

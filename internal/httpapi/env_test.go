@@ -31,6 +31,9 @@ type env struct {
 	Server  *httptest.Server
 }
 
+// webhookSecret signs the test servers' webhooks.
+const webhookSecret = "test-webhook-secret"
+
 type envOptions struct {
 	workers int           // 0 means 2; -1 means no workers (tasks stay pending)
 	limits  engine.Limits // zero means engine.DefaultLimits()
@@ -52,13 +55,13 @@ func newEnv(t *testing.T, o envOptions) *env {
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx := context.WithoutCancel(t.Context())
 	svc, err := service.Open(ctx, service.Options{DataDir: dir, Workers: o.workers, TaskTimeout: o.timeout,
-		Migrate: true, Limits: o.limits, Logger: log})
+		Migrate: true, Limits: o.limits, Logger: log, WebhookSecret: webhookSecret, WebhookAllowPrivate: true})
 	if err != nil {
 		t.Fatalf("service.Open: %v", err)
 	}
 	m := metrics.New()
 	api, err := httpapi.New(httpapi.Options{Store: svc.Store, Blobs: svc.Blobs, Engine: svc.Engine, Hub: svc.Hub,
-		Ready: svc.Ready, Metrics: m, Logger: log})
+		Ready: svc.Ready, Metrics: m, Logger: log, OnTaskUpdate: svc.TaskUpdated, WebhookDeliveries: svc.WebhookDeliveries})
 	if err != nil {
 		t.Fatalf("httpapi.New: %v", err)
 	}

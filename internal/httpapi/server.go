@@ -15,13 +15,16 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/imgd/imgd"
 	"github.com/imgd/imgd/internal/engine"
 	"github.com/imgd/imgd/internal/events"
 	"github.com/imgd/imgd/internal/metrics"
+	"github.com/imgd/imgd/internal/webhook"
 )
 
 // Options configure a Server.
@@ -38,19 +41,24 @@ type Options struct {
 	// OnTaskUpdate, when set, is called after each task status change the
 	// API makes (creation, cancel), after the event is published.
 	OnTaskUpdate func(imgd.Task)
+	// WebhookDeliveries lists a task's webhook delivery attempts; nil
+	// lists none.
+	WebhookDeliveries func(ctx context.Context, taskID string) ([]webhook.Delivery, error)
 }
 
 // Server serves the API. Create it with New.
 type Server struct {
-	store   imgd.Store
-	blobs   imgd.BlobStore
-	engine  *engine.Engine
-	hub     *events.Hub
-	ready   func(context.Context) error
-	metrics *metrics.Metrics
-	log     *slog.Logger
-	update  func(imgd.Task)
-	mux     *http.ServeMux
+	store      imgd.Store
+	blobs      imgd.BlobStore
+	engine     *engine.Engine
+	hub        *events.Hub
+	ready      func(context.Context) error
+	metrics    *metrics.Metrics
+	log        *slog.Logger
+	update     func(imgd.Task)
+	deliveries func(context.Context, string) ([]webhook.Delivery, error)
+	mux        *http.ServeMux
+	routes     []string // registered patterns, in order (Routes)
 }
 
 // New returns a Server, or an error naming a missing option.
@@ -75,7 +83,8 @@ func New(o Options) (*Server, error) {
 		o.Ready = func(context.Context) error { return nil }
 	}
 	s := &Server{store: o.Store, blobs: o.Blobs, engine: o.Engine, hub: o.Hub, ready: o.Ready,
-		metrics: o.Metrics, log: o.Logger, update: o.OnTaskUpdate, mux: http.NewServeMux()}
+		metrics: o.Metrics, log: o.Logger, update: o.OnTaskUpdate, deliveries: o.WebhookDeliveries,
+		mux: http.NewServeMux()}
 	s.imageRoutes()
 	s.taskRoutes()
 	s.compatRoutes()
@@ -86,10 +95,17 @@ func New(o Options) (*Server, error) {
 
 // Handle registers h for a Go 1.22 mux pattern, e.g. "GET /api/v1/images".
 // Patterns name the route in logs and metrics.
-func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+func (s *Server) Handle(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, h)
+	s.routes = append(s.routes, pattern)
+}
 
 // HandleFunc is Handle for a function.
-func (s *Server) HandleFunc(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, h) }
+func (s *Server) HandleFunc(pattern string, h http.HandlerFunc) { s.Handle(pattern, h) }
+
+// Routes lists the registered patterns in registration order; a test
+// checks each one is in the OpenAPI document.
+func (s *Server) Routes() []string { return slices.Clone(s.routes) }
 
 // ServeHTTP implements http.Handler: request id, recovery, logging and
 // metrics around the routes.
@@ -103,12 +119,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	log := s.log.With("request_id", id)
 	r = r.WithContext(withLogger(r.Context(), log))
 	rw := &responseWriter{ResponseWriter: w}
+	body := &countingBody{ReadCloser: r.Body}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = body
+	}
 
 	h, pattern := s.mux.Handler(r)
 	if pattern == "" {
 		muxAnswer := h
 		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.unrouted(w, r, muxAnswer) })
 		pattern = "unrouted"
+	} else {
+		// Through the mux again: only its ServeHTTP sets r.Pattern and the
+		// path values ({id}) that handlers read with r.PathValue.
+		h = s.mux
 	}
 	func() {
 		defer func() {
@@ -129,6 +153,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	d := time.Since(start)
 	s.metrics.ObserveHTTP(pattern, rw.status, d)
+	s.metrics.AddHTTPBytes(pattern, body.n.Load(), rw.bytes)
 	level := slog.LevelInfo
 	if rw.status >= 500 {
 		level = slog.LevelError
@@ -173,6 +198,21 @@ func validRequestID(id string) bool {
 		}
 	}
 	return true
+}
+
+// countingBody counts the request body bytes a handler reads, for
+// imgd_http_request_bytes_total: what was read, not Content-Length, since
+// a refused upload stops reading early. Atomic because a handler may
+// hand the body to another goroutine (a multipart pipe) that outlives it.
+type countingBody struct {
+	io.ReadCloser
+	n atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
 }
 
 // responseWriter records the status and body size, and passes Flush

@@ -32,7 +32,8 @@ func readUpload(r io.Reader, max int64) ([]byte, error) {
 		return nil, imgd.Errorf(imgd.CodeTooLarge, "the upload is larger than %d bytes", max)
 	}
 	if n == 0 {
-		return nil, &imgd.Error{Code: imgd.CodeInvalidArgument, Field: "file", Message: "is empty"}
+		// Zero bytes are no image: the same verdict as the engine's.
+		return nil, imgd.Errorf(imgd.CodeUnsupported, "the file is empty: not an image")
 	}
 	return buf.Bytes(), nil
 }

@@ -127,6 +127,15 @@ func Open(ctx context.Context, o Options) (_ *Service, err error) {
 	}
 
 	var newClient func(*river.Config) (queueClient, error)
+	// How often an idle worker looks for new jobs. PostgreSQL wakes workers
+	// with LISTEN/NOTIFY as jobs are inserted, so polling is a fallback
+	// there. River's SQLite driver emulates notifications with an outbox
+	// table that its listener polls every 50 ms, so on SQLite the job poll
+	// is what finds a new task first. Measured on the 2-core dev machine,
+	// one client, tiny images: queue wait p50 8.6 ms at 10 ms (River adds
+	// up to 10 ms of jitter) against 26.6 ms at 100 ms; the price is idle
+	// CPU, 13 % of a core against 5 %.
+	pollInterval := 100 * time.Millisecond
 	switch {
 	case o.DatabaseURL == "":
 		st, err := sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(o.DataDir, DBFile), Logger: o.Logger})
@@ -141,6 +150,7 @@ func Open(ctx context.Context, o Options) (_ *Service, err error) {
 			}
 		}
 		newClient = func(c *river.Config) (queueClient, error) { return newRiver(st.Driver(), c) }
+		pollInterval = 10 * time.Millisecond
 		if o.Workers > 0 {
 			// Only one process works the embedded queue, so the jobs it
 			// finds running were cut off by a crash: run them again now.
@@ -189,7 +199,7 @@ func Open(ctx context.Context, o Options) (_ *Service, err error) {
 		Logger: o.Logger.With("component", "river"),
 		// The 100 ms default caps a client at ~20 jobs/s (ARCHITECTURE.md §7).
 		FetchCooldown:     5 * time.Millisecond,
-		FetchPollInterval: 100 * time.Millisecond,
+		FetchPollInterval: pollInterval,
 		// A job whose process died is worked again soon after its attempt
 		// could have ended, instead of River's one-hour default.
 		RescueStuckJobsAfter: o.TaskTimeout + 10*time.Second,

@@ -257,7 +257,7 @@ func New(o Options) (*Worker, error) {
 		o.NowFunc = time.Now
 	}
 	if o.Secret == "" {
-		o.Logger.Warn("no webhook secret configured: webhooks are sent unsigned (set IMGD_WEBHOOK_SECRET)")
+		o.Logger.Info("no webhook secret configured: webhooks are sent unsigned (set IMGD_WEBHOOK_SECRET)")
 	}
 	if o.AllowPrivate {
 		o.Logger.Warn("webhooks may reach loopback and private addresses (IMGD_WEBHOOK_ALLOW_PRIVATE)")
