@@ -52,6 +52,7 @@ func runServer(ctx context.Context, r role, args []string, env Env) int {
 	if r == roleAPI {
 		workers = 0
 	}
+	m := metrics.New()
 	svc, err := service.Open(ctx, service.Options{
 		DataDir:     c.DataDir,
 		DatabaseURL: c.DatabaseURL,
@@ -66,6 +67,7 @@ func runServer(ctx context.Context, r role, args []string, env Env) int {
 		Logger:              log,
 		WebhookSecret:       c.WebhookSecret,
 		WebhookAllowPrivate: c.WebhookAllowPrivate,
+		Metrics:             m,
 	})
 	if err != nil {
 		log.Error("start failed", "error", err)
@@ -73,7 +75,6 @@ func runServer(ctx context.Context, r role, args []string, env Env) int {
 	}
 	defer svc.Close()
 
-	m := metrics.New()
 	var handler http.Handler
 	if r == roleWorker {
 		handler = opsHandler(svc, m)
@@ -155,6 +156,7 @@ func opsHandler(svc *service.Service, m *metrics.Metrics) http.Handler {
 		}
 		fmt.Fprintln(w, `{"status":"ready"}`)
 	})
+	mux.Handle("GET /metrics", m.Handler())
 	return mux
 }
 

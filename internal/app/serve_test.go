@@ -331,6 +331,24 @@ func TestServeGracefulShutdown(t *testing.T) {
 		t.Error("after a graceful shutdown, the restart found interrupted jobs: shutdown did not re-queue them")
 	}
 	waitAllCompleted(t, d, ids, 2*time.Minute)
+
+	// The process's metrics saw the tasks it ran and read the queue depth
+	// from the database.
+	resp, err := http.Get(d.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`imgd_queue_tasks{status="completed"} 4`,
+		`imgd_task_duration_seconds_count{op="resize+rotate+dither+convert",outcome="completed"}`,
+		`imgd_http_request_duration_seconds_count{code="200",route="GET /api/v1/tasks/{id}"}`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 // TestServeOneWorkingProcessPerDataDir: a second serve on the same data

@@ -23,6 +23,7 @@ import (
 	"github.com/imgd/imgd/internal/blob/fileblob"
 	"github.com/imgd/imgd/internal/engine"
 	"github.com/imgd/imgd/internal/events"
+	"github.com/imgd/imgd/internal/metrics"
 	"github.com/imgd/imgd/internal/store/postgres"
 	"github.com/imgd/imgd/internal/store/sqlite"
 	"github.com/imgd/imgd/internal/store/sqlstore"
@@ -61,6 +62,8 @@ type Options struct {
 	// WebhookAllowPrivate lets webhooks reach loopback and private
 	// addresses (IMGD_WEBHOOK_ALLOW_PRIVATE).
 	WebhookAllowPrivate bool
+	// Metrics records task outcomes and queue depth; nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // webhookWorkers is how many webhook deliveries a process with workers
@@ -79,6 +82,7 @@ type Service struct {
 	queue   queueClient // nil without workers: the api role only inserts jobs
 	// inserter inserts webhook jobs: the queue client, or an insert-only
 	// client without workers.
+	metrics    *metrics.Metrics
 	inserter   webhook.Inserter
 	deliveries webhook.Recorder
 	closers    []func() error
@@ -109,7 +113,7 @@ func Open(ctx context.Context, o Options) (_ *Service, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{Hub: events.New(events.Options{}), Engine: eng, Log: o.Logger}
+	s := &Service{Hub: events.New(events.Options{}), Engine: eng, Log: o.Logger, metrics: o.Metrics}
 	defer func() {
 		if err != nil {
 			_ = s.Close()
@@ -205,6 +209,12 @@ func Open(ctx context.Context, o Options) (_ *Service, err error) {
 		RescueStuckJobsAfter: o.TaskTimeout + 10*time.Second,
 		JobTimeout:           o.TaskTimeout,
 	}
+	if tc, ok := s.Store.(interface {
+		TaskCounts(context.Context) (map[imgd.TaskStatus]int64, error)
+	}); ok {
+		o.Metrics.SetTaskCounter(tc.TaskCounts)
+		o.Metrics.SetLogger(o.Logger)
+	}
 	ds, ok := s.Store.(deliveryStore)
 	if !ok {
 		return nil, fmt.Errorf("store %T keeps no webhook deliveries", s.Store)
@@ -256,6 +266,7 @@ func newRiver[TTx any](d riverdriver.Driver[TTx], c *river.Config) (queueClient,
 // a request or job ending must not cancel the enqueue of a change already
 // made, hence a root context with its own timeout.
 func (s *Service) TaskUpdated(t imgd.Task) {
+	s.metrics.TaskUpdated(t)
 	if t.WebhookURL == "" || !t.Status.Final() {
 		return
 	}
