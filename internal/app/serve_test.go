@@ -369,3 +369,57 @@ func TestServeOneWorkingProcessPerDataDir(t *testing.T) {
 		t.Errorf("second serve's message does not say the data directory is in use:\n%s", out)
 	}
 }
+
+// TestSubmit drives `imgd submit` against a running server: upload, task,
+// events, download; then the failures a person meets.
+func TestSubmit(t *testing.T) {
+	d := startDaemon(t, "serve", t.TempDir())
+	out := filepath.Join(t.TempDir(), "thumb.webp")
+	run := func(args ...string) (int, string, string) {
+		cmd := exec.Command(imgdBinary(t), append([]string{"submit"}, args...)...)
+		cmd.Env = append(os.Environ(), "IMGD_SERVER="+d.URL)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		_ = cmd.Run()
+		return cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()
+	}
+
+	code, stdout, stderr := run(imgtest.Path(t, "photos/jpeg-large-camera-exif.jpg"), "resize:w=64", "convert:webp", "--out", out)
+	if code != 0 || !strings.HasSuffix(strings.TrimSpace(stdout), " completed") {
+		t.Fatalf("submit = exit %d, stdout %q, stderr:\n%s", code, stdout, stderr)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 12 || string(b[:4]) != "RIFF" || string(b[8:12]) != "WEBP" {
+		t.Errorf("%s is not a WebP file", out)
+	}
+
+	// --json prints the final task; the flag may come first.
+	code, stdout, stderr = run("--json", "--wait", imgtest.Path(t, "png/png-gray.png"), `[{"op":"resize","width":10}]`)
+	if code != 0 {
+		t.Fatalf("submit --json = exit %d\n%s", code, stderr)
+	}
+	var task imgd.Task
+	if err := json.Unmarshal([]byte(stdout), &task); err != nil || task.Status != imgd.TaskCompleted || task.Result.Width != 10 {
+		t.Errorf("submit --json printed %q (%v), want a completed task 10 px wide", stdout, err)
+	}
+
+	for _, tc := range []struct {
+		args     []string
+		code     int
+		inStderr string
+	}{
+		{[]string{imgtest.Path(t, "bad/text-named.jpg"), "resize:w=10"}, 1, "unsupported_image"},
+		{[]string{imgtest.Path(t, "png/png-gray.png"), "blur"}, 2, "unknown"},
+		{[]string{imgtest.Path(t, "png/png-gray.png")}, 2, "need FILE"},
+		{[]string{"/nonexistent.png", "resize:w=10"}, 2, "no such file"},
+		{[]string{"--server", "http://127.0.0.1:1", imgtest.Path(t, "png/png-gray.png"), "resize:w=10"}, 3, "cannot reach"},
+	} {
+		code, _, stderr := run(tc.args...)
+		if code != tc.code || !strings.Contains(stderr, tc.inStderr) {
+			t.Errorf("submit %q = exit %d, stderr %q; want exit %d mentioning %q", tc.args, code, stderr, tc.code, tc.inStderr)
+		}
+	}
+}
