@@ -3,7 +3,6 @@ package webhook_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
@@ -14,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 
 	"github.com/imgd/imgd"
@@ -31,6 +28,7 @@ import (
 	"github.com/imgd/imgd/internal/imgtest"
 	"github.com/imgd/imgd/internal/service"
 	_ "github.com/imgd/imgd/internal/store/sqlite" // registers the "sqlite" database/sql driver
+	"github.com/imgd/imgd/internal/store/storetest"
 	"github.com/imgd/imgd/internal/webhook"
 )
 
@@ -647,47 +645,11 @@ func TestDeliveriesDeletedWithTask(t *testing.T) {
 	}
 }
 
-// postgresURL returns IMGD_TEST_POSTGRES_URL with a fresh schema as its
-// search path, dropped in t.Cleanup; it skips when the variable is unset.
-func postgresURL(t *testing.T) string {
-	t.Helper()
-	base := imgtest.RequireEnv(t, "IMGD_TEST_POSTGRES_URL")
-	schema := "test_" + strings.ToLower(rand.Text()[:16])
-	admin, err := pgx.Connect(t.Context(), base)
-	if err != nil {
-		t.Fatalf("connect to IMGD_TEST_POSTGRES_URL: %v", err)
-	}
-	defer admin.Close(context.WithoutCancel(t.Context()))
-	if _, err := admin.Exec(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema %s: %v", schema, err)
-	}
-	t.Cleanup(func() {
-		ctx := context.Background()
-		c, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
 // TestPostgres runs a retried delivery, a repeated final status and the
 // cascade on PostgreSQL: the same SQL and River unique jobs as on SQLite.
 func TestPostgres(t *testing.T) {
 	t.Parallel()
-	dbURL := postgresURL(t) // registers the schema's drop first: it runs last
+	dbURL := storetest.PostgresURL(t) // registers the schema's drop first: it runs last
 	rc := newReceiver(t, func(n int, w http.ResponseWriter, _ *http.Request) {
 		if n == 1 {
 			http.Error(w, "not yet", http.StatusBadGateway)

@@ -2,65 +2,28 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"github.com/imgd/imgd/internal/imgtest"
-	"net/url"
 	"strings"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/imgd/imgd"
 	"github.com/imgd/imgd/internal/store/postgres"
 	"github.com/imgd/imgd/internal/store/storetest"
 )
 
-const urlEnv = "IMGD_TEST_POSTGRES_URL"
-
 // databaseURL returns the test server's URL, or skips (fails under
 // IMGD_TEST_REQUIRE_ALL=1) when none is configured.
 func databaseURL(t *testing.T) string {
 	t.Helper()
-	return imgtest.RequireEnv(t, urlEnv)
+	return imgtest.RequireEnv(t, storetest.PostgresURLEnv)
 }
 
 // openStore opens and migrates a store in a fresh schema test_<random>,
 // dropped in t.Cleanup.
 func openStore(t *testing.T, opts postgres.Options) *postgres.Store {
 	t.Helper()
-	base := databaseURL(t)
-	schema := "test_" + strings.ToLower(rand.Text()[:16])
-
-	admin, err := pgx.Connect(t.Context(), base)
-	if err != nil {
-		t.Fatalf("connect to %s: %v", urlEnv, err)
-	}
-	defer admin.Close(context.WithoutCancel(t.Context()))
-	if _, err := admin.Exec(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema %s: %v", schema, err)
-	}
-	t.Cleanup(func() {
-		ctx := context.Background()
-		c, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	opts.URL = u.String()
+	opts.URL = storetest.PostgresURL(t)
 	if opts.MaxConns == 0 {
 		opts.MaxConns = 8
 	}
