@@ -3,11 +3,11 @@ package postgres_test
 import (
 	"context"
 	"fmt"
-	"github.com/imgd/imgd/internal/imgtest"
 	"strings"
 	"testing"
 
 	"github.com/imgd/imgd"
+	"github.com/imgd/imgd/internal/imgtest"
 	"github.com/imgd/imgd/internal/store/postgres"
 	"github.com/imgd/imgd/internal/store/storetest"
 )
