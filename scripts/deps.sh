@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages imgd needs when they are missing:
-#   build/run: libvips-dev (libvips 8.14 and headers), pkg-config, gcc
+#   build/run: libvips-dev (libvips 8.14 and headers), pkg-config, gcc,
+#              liblcms2-dev (internal/vips/icc.c calls little-cms directly)
 #   tests/bench: libvips-tools (vipsthumbnail), python3-pil (Pillow), libjpeg-dev
 # Usage: scripts/deps.sh [run|test|bench]
 set -euo pipefail
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for p in libvips-dev pkg-config gcc libjpeg62-turbo-dev; do have_pkg "$p" || need+=("$p"); done
+for p in libvips-dev pkg-config gcc libjpeg62-turbo-dev liblcms2-dev; do have_pkg "$p" || need+=("$p"); done
 case "${1:-run}" in
   test|bench) for p in libvips-tools python3-pil; do have_pkg "$p" || need+=("$p"); done ;;
 esac

@@ -17,8 +17,9 @@ const jpegThumbKernel = vips.KernelLanczos3
 const jpegThumbMaxDecode = 16_000_000
 
 // jpegThumbnail tries the hand-written JPEG shrink-on-load path (see
-// vips.JPEGThumbnail for why it exists). ok is false when it does not
-// apply and the libvips thumbnailer should run instead.
+// vips.JPEGThumbnail for why it exists) and converts the result to sRGB.
+// ok is false when it does not apply and the libvips thumbnailer should
+// run instead.
 func (j *job) jpegThumbnail(src []byte, info imgd.ImageInfo, g geometry) (ok bool, err error) {
 	if info.Format != imgd.FormatJPEG || info.Frames != 1 {
 		return false, nil
@@ -33,5 +34,15 @@ func (j *job) jpegThumbnail(src []byte, info imgd.ImageInfo, g geometry) (ok boo
 		return false, nil
 	}
 	j.im = im
+	// The thumbnail is in its final size, usually small: converting it on
+	// a cached lcms transform costs less than building libvips' (see
+	// vips.ToSRGBCached).
+	convert := im.ToSRGB
+	if int64(g.scaledW)*int64(g.scaledH) <= smallConvertMax {
+		convert = im.ToSRGBCached
+	}
+	if err := convert(); err != nil {
+		return false, decodeError(info.Format, err)
+	}
 	return true, nil
 }

@@ -170,8 +170,14 @@ func (e *Engine) shrinkOnLoad(info imgd.ImageInfo, r *imgd.Resize) bool {
 
 // load decodes the whole image upright, in 8-bit sRGB (or grey).
 func (j *job) load(src []byte, info imgd.ImageInfo, allFrames, sequential bool) error {
-	return j.loadAt(src, info, allFrames, sequential, 1)
+	return j.loadAt(src, info, allFrames, sequential, 1, false)
 }
+
+// smallConvertMax bounds the images converted to sRGB by
+// vips.ToSRGBCached, which holds the whole image in memory twice (7 bytes a
+// pixel for CMYK): a CMYK JPEG shrunk on load for a thumbnail is well
+// under it; larger ones stream through libvips' conversion.
+const smallConvertMax = 4_000_000
 
 // loadShrunk loads a JPEG at the largest DCT shrink that keeps it at least
 // as large as the first resize step wants; the step then finishes the job.
@@ -182,10 +188,12 @@ func (j *job) loadShrunk(src []byte, info imgd.ImageInfo, r *imgd.Resize, sequen
 		g.scaledW*shrink*2 <= info.Width && g.scaledH*shrink*2 <= info.Height {
 		shrink *= 2
 	}
-	return j.loadAt(src, info, false, sequential, shrink)
+	return j.loadAt(src, info, false, sequential, shrink, true)
 }
 
-func (j *job) loadAt(src []byte, info imgd.ImageInfo, allFrames, sequential bool, shrink int) error {
+// loadAt loads at 1/shrink size; small allows vips.ToSRGBCached for the
+// conversion to sRGB.
+func (j *job) loadAt(src []byte, info imgd.ImageInfo, allFrames, sequential bool, shrink int, small bool) error {
 	// Always load sequentially. When later steps need random access the
 	// image is decoded into memory here: libvips 8.14's own random-access
 	// load leaks its whole pixel buffer when the decode fails (one image
@@ -206,7 +214,11 @@ func (j *job) loadAt(src []byte, info imgd.ImageInfo, allFrames, sequential bool
 			return decodeError(info.Format, err)
 		}
 	}
-	if err := im.ToSRGB(); err != nil {
+	convert := im.ToSRGB
+	if small && int64(im.Width())*int64(im.Height()) <= smallConvertMax {
+		convert = im.ToSRGBCached
+	}
+	if err := convert(); err != nil {
 		return decodeError(info.Format, err)
 	}
 	return nil
@@ -235,9 +247,9 @@ func (j *job) thumbnail(src []byte, info imgd.ImageInfo, r *imgd.Resize, allFram
 		if allFrames {
 			j.frames = info.Frames
 		}
-	}
-	if err := j.im.ToSRGB(); err != nil {
-		return decodeError(info.Format, err)
+		if err := j.im.ToSRGB(); err != nil {
+			return decodeError(info.Format, err)
+		}
 	}
 	return j.finishResize(g, r)
 }

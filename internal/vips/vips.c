@@ -132,6 +132,12 @@ static int drop_profile(VipsImage *in, VipsImage **out) {
 	return 0;
 }
 
+// imgd_drop_profile removes the colour profile of an image whose pixels
+// are sRGB already (icc.go: a colorimetrically sRGB profile).
+int imgd_drop_profile(VipsImage *in, VipsImage **out) {
+	return drop_profile(in, out);
+}
+
 // imgd_to_srgb brings any input to 8-bit sRGB, or 8-bit grey for grey
 // images, keeping alpha. Embedded profiles are applied (CMYK without one
 // uses libvips' built-in CMYK profile) and then dropped: the pixels are sRGB.

@@ -99,3 +99,23 @@ int imgd_save(VipsImage *in, imgd_save_opts *o, void **buf, size_t *len);
 int imgd_copy_jpeg_meta(VipsImage *in, const void *buf, size_t len, VipsImage **out);
 int imgd_copy_memory(VipsImage *in, VipsImage **out);
 int imgd_decode_check(VipsImage *in);
+
+// icc.c: colour conversion of small in-memory images on little-cms.
+enum {
+	IMGD_ICC_RGB8 = 1,   // 8-bit RGB in
+	IMGD_ICC_CMYK8 = 2,  // 8-bit CMYK in
+};
+enum {
+	IMGD_ICC_OK = 0,
+	IMGD_ICC_SRGB = 1,    // profile is colorimetrically sRGB: no transform needed
+	IMGD_ICC_BROKEN = 2,  // lcms cannot use it: fall back to imgd_to_srgb
+};
+const void *imgd_icc_builtin(int which, size_t *len);
+int imgd_icc_inspect(VipsImage *in, const void **data, size_t *len);
+void *imgd_icc_new(const void *data, size_t len, int format, unsigned flags, int check_srgb, int *status);
+void imgd_icc_free(void *t);
+void imgd_icc_do(void *t, const void *in, void *out, size_t n);
+int imgd_icc_apply(VipsImage *in, void *t, VipsImage **out);
+void *imgd_icc_lcms_srgb(size_t *len);
+int imgd_drop_profile(VipsImage *in, VipsImage **out);
+int imgd_icc_lcms_output(void);
