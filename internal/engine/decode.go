@@ -16,7 +16,7 @@ type Pixels struct {
 // has any. It applies the same limits and strictness as Run. Metrics
 // (SSIM of a compressed output) and analysis steps read images this way.
 func (e *Engine) Decode(src []byte) (*Pixels, error) {
-	return withThread(func() (*Pixels, error) {
+	return withThread(formatsOf(src), func() (*Pixels, error) {
 		info, _, err := e.probe(src)
 		if err != nil {
 			return nil, err

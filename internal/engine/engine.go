@@ -115,19 +115,42 @@ type Result struct {
 }
 
 // withThread runs f on a locked OS thread and releases libvips' thread
-// state afterwards.
-func withThread[T any](f func() (T, error)) (T, error) {
+// state afterwards. It first loads the deferred libvips modules that the
+// formats need (see vips.Prepare: loading one while libvips works
+// elsewhere can abort the process), then marks libvips as busy while f
+// runs.
+func withThread[T any](formats []imgd.Format, f func() (T, error)) (T, error) {
+	var vf []vips.Format
+	for _, format := range formats {
+		if format != "" {
+			vf = append(vf, loaderOf(format))
+		}
+	}
+	if err := vips.Prepare(vf...); err != nil {
+		var zero T
+		return zero, &imgd.Error{Code: imgd.CodeUnsupported, Message: "the decoder or encoder of this format is not available", Err: err}
+	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	defer vips.Enter()()
 	defer vips.ThreadDone()
 	return f()
+}
+
+// formatsOf returns src's sniffed format, or none when it is not one
+// (the work itself then reports why).
+func formatsOf(src []byte) []imgd.Format {
+	if f, err := Sniff(src); err == nil {
+		return []imgd.Format{f}
+	}
+	return nil
 }
 
 // Probe sniffs src and reads its header: format, upright dimensions,
 // frames and EXIF orientation. It checks the input limits, so an image
 // Probe accepts will not be refused by Run for its size.
 func (e *Engine) Probe(src []byte) (imgd.ImageInfo, error) {
-	return withThread(func() (imgd.ImageInfo, error) {
+	return withThread(formatsOf(src), func() (imgd.ImageInfo, error) {
 		info, _, err := e.probe(src)
 		return info, err
 	})

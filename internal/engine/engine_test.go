@@ -178,7 +178,7 @@ func TestColourManagement(t *testing.T) {
 
 // vipsRawThumb decodes ignoring the colour profile (a bug to be caught).
 func vipsRawThumb(src []byte) (*Pixels, error) {
-	return withThread(func() (*Pixels, error) {
+	return withThread(formatsOf(src), func() (*Pixels, error) {
 		defer vips.Pin(src)()
 		im, err := vips.Thumbnail(src, vips.ThumbnailOptions{Width: 300, Height: 300, Size: vips.SizeDown})
 		if err != nil {

@@ -15,7 +15,7 @@ import (
 // handThumb runs the hand-written JPEG path the way thumbnail does, up to
 // 8-bit pixels.
 func handThumb(src []byte, info imgd.ImageInfo, w, h int, o vips.JPEGThumbnailOptions) (*Pixels, error) {
-	return withThread(func() (*Pixels, error) {
+	return withThread(nil, func() (*Pixels, error) {
 		o.Width, o.Height, o.Orientation = w, h, info.Orientation
 		im, ok, err := vips.JPEGThumbnail(src, o)
 		if err != nil {
@@ -33,7 +33,7 @@ var errNotApplicable = &imgd.Error{Code: imgd.CodeInternal, Message: "JPEGThumbn
 
 // libvipsThumb is the libvips thumbnailer at the same size, for reference.
 func libvipsThumb(src []byte, w, h int) (*Pixels, error) {
-	return withThread(func() (*Pixels, error) {
+	return withThread(nil, func() (*Pixels, error) {
 		defer vips.Pin(src)()
 		im, err := vips.Thumbnail(src, vips.ThumbnailOptions{Width: w, Height: h, Size: vips.SizeForce, Format: vips.JPEG})
 		if err != nil {
@@ -267,7 +267,7 @@ func FuzzJPEGThumbnail(f *testing.F) {
 			return
 		}
 		for _, full := range []bool{false, true} {
-			_, err := withThread(func() (bool, error) {
+			_, err := withThread(nil, func() (bool, error) {
 				im, ok, err := vips.JPEGThumbnail(src, vips.JPEGThumbnailOptions{Width: int(w), Height: int(h),
 					Orientation: int(orientation % 9), Kernel: jpegThumbKernel, FullScans: full,
 					MaxInputPixels: 4_000_000, FailOn: vips.FailOnNone})

@@ -28,7 +28,11 @@ func (e *Engine) Run(ctx context.Context, src []byte, p imgd.Pipeline) (*Result,
 	if len(p) == 0 {
 		return nil, imgd.Errorf(imgd.CodeInvalidArgument, "empty pipeline")
 	}
-	return withThread(func() (*Result, error) { return e.run(ctx, src, p) })
+	formats := formatsOf(src)
+	if out := p.Output(); out != nil {
+		formats = append(formats, out.Format)
+	}
+	return withThread(formats, func() (*Result, error) { return e.run(ctx, src, p) })
 }
 
 func (e *Engine) run(ctx context.Context, src []byte, p imgd.Pipeline) (*Result, error) {

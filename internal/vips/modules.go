@@ -8,7 +8,9 @@ package vips
 import "C"
 
 import (
+	"slices"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -17,11 +19,46 @@ var modules = []struct {
 	name    string
 	formats []Format
 	once    sync.Once
+	loaded  atomic.Bool // once has run
 	err     error
 }{
 	{name: "heif", formats: []Format{HEIF}},
 	{name: "jxl", formats: []Format{JXL}},
 	{name: "magick", formats: []Format{BMP}},
+}
+
+// activity keeps module loading apart from libvips work in flight: a
+// module registering its classes while another thread looks classes up
+// aborts the whole process (GLib assertion in vips_class_build_hash_cb,
+// seen with HEIF and BMP tests running beside other work).
+var activity sync.RWMutex
+
+// Enter marks libvips work in progress until leave is called; Prepare
+// waits for it. Work that may need a deferred module calls Prepare first,
+// not while inside Enter (Prepare would wait for itself).
+func Enter() (leave func()) {
+	activity.RLock()
+	return activity.RUnlock
+}
+
+// Prepare loads the modules that the formats need, once, while no libvips
+// work is in progress. Formats that need no module return at once.
+func Prepare(formats ...Format) error {
+	for _, f := range formats {
+		for i := range modules {
+			m := &modules[i]
+			if m.loaded.Load() || !slices.Contains(m.formats, f) {
+				continue
+			}
+			activity.Lock()
+			err := needModule(f)
+			activity.Unlock()
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // needModule loads the libvips module that reads or writes f, once per
@@ -43,6 +80,7 @@ func needModule(f Format) error {
 			if C.imgd_module_load(name) != 0 {
 				m.err = takeError("module " + m.name)
 			}
+			m.loaded.Store(true)
 		})
 		if m.err != nil {
 			return m.err
