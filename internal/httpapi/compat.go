@@ -65,7 +65,6 @@ func (s *Server) compatRoutes() {
 	s.HandleFunc("GET /api/v1/images/{result}/{task_id}", s.compatResult)
 }
 
-
 // compatError is the original service's error body; the keys are in the
 // order Flask's jsonify sorts them.
 type compatError struct {

@@ -43,4 +43,3 @@ func writePage[T any](w http.ResponseWriter, r *http.Request, items []T, next st
 	}
 	writeJSON(w, http.StatusOK, page[T]{Items: items, NextCursor: next})
 }
-
