@@ -7,7 +7,7 @@
 //
 //  1. compat: the original resize service's clients: POST
 //     /api/v1/images/resize (a testdata photo, 100×100), poll
-//     /api/v1/status/{id} every 5 ms until SUCCESS, GET the result;
+//     /api/v1/status/{id} every 20 ms until SUCCESS, GET the result;
 //  2. v1: POST /api/v1/images, POST /api/v1/tasks (resize 100×100),
 //     wait for the task's completion event on /api/v1/events, GET the
 //     result;
@@ -79,9 +79,15 @@ func main() {
 	cl := apiclient.New(srv.url)
 	cl.HTTP = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *c * 2}}
 	var rows []row
-	rows = append(rows, run("compat resize 100x100", *n, *c, func(i int) error { return compat(cl, files[i%len(files)], data[i%len(data)]) }))
+	// Task i resizes to (100 + i/len(files)) × 100: every (photo, size)
+	// pair is new, so no task reuses an earlier task's result and each one
+	// really decodes and resizes.
+	width := func(i int) int { return 100 + i/len(files) }
+	rows = append(rows, run("compat resize 100x100", *n, *c, func(i int) error {
+		return compat(cl, files[i%len(files)], data[i%len(data)], width(i))
+	}))
 	rows = append(rows, run("v1 resize 100x100", *n, *c, func(i int) error {
-		return v1(cl, files[i%len(files)], data[i%len(data)])
+		return v1(cl, files[i%len(files)], data[i%len(data)], width(i))
 	}))
 	tiny, err := uploadTiny(cl, *n)
 	if err != nil {
@@ -164,10 +170,10 @@ func run(name string, n, c int, task func(i int) error) row {
 	return r
 }
 
-func compat(cl *apiclient.Client, name string, data []byte) error {
+func compat(cl *apiclient.Client, name string, data []byte, width int) error {
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
-	mw.WriteField("width", "100")
+	mw.WriteField("width", strconv.Itoa(width))
 	mw.WriteField("height", "100")
 	fw, _ := mw.CreateFormFile("file", filepath.Base(name))
 	fw.Write(data)
@@ -203,7 +209,7 @@ func compat(cl *apiclient.Client, name string, data []byte) error {
 		if st.Status == "SUCCESS" {
 			break
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 	resp, err = cl.HTTP.Get(cl.BaseURL + "/api/v1/images/result/" + created.TaskID)
 	if err != nil {
@@ -219,13 +225,14 @@ func compat(cl *apiclient.Client, name string, data []byte) error {
 
 var resize100 = imgd.MustParsePipeline(`[{"op":"resize","width":100,"height":100,"fit":"fill"}]`)
 
-func v1(cl *apiclient.Client, name string, data []byte) error {
+func v1(cl *apiclient.Client, name string, data []byte, width int) error {
 	ctx := context.Background()
 	im, err := cl.Upload(ctx, bytes.NewReader(data), filepath.Base(name))
 	if err != nil {
 		return err
 	}
-	return runTask(cl, im.ID, resize100)
+	p := imgd.Pipeline{&imgd.Resize{Width: width, Height: 100, Fit: "fill"}}
+	return runTask(cl, im.ID, p)
 }
 
 // runTask creates a task and waits for its completion event, then fetches
