@@ -21,6 +21,7 @@ run: build ## start imgd serve: API, web page and workers on http://127.0.0.1:80
 
 test: ## vet and run every test (installs what it needs)
 	@scripts/deps.sh test
+	@scripts/versitygw.sh
 	$(GO) vet ./...
 	@if [ -z "$$IMGD_TEST_POSTGRES_URL" ] && command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; then \
 		echo "make test: using PostgreSQL on 127.0.0.1:5432 (database test)"; \

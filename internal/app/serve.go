@@ -68,6 +68,7 @@ func runServer(ctx context.Context, r role, args []string, env Env) int {
 		WebhookSecret:       c.WebhookSecret,
 		WebhookAllowPrivate: c.WebhookAllowPrivate,
 		Metrics:             m,
+		Getenv:              env.Getenv,
 	})
 	if err != nil {
 		log.Error("start failed", "error", err)
@@ -173,7 +174,7 @@ func runMigrate(ctx context.Context, args []string, env Env) int {
 	}
 	log := newLogger(c, env.Stderr)
 	svc, err := service.Open(ctx, service.Options{DataDir: c.DataDir, DatabaseURL: c.DatabaseURL, BlobURL: c.BlobURL,
-		Migrate: true, Limits: c.Limits, Logger: log})
+		Migrate: true, Limits: c.Limits, Logger: log, Getenv: env.Getenv})
 	if err != nil {
 		log.Error("migrate failed", "error", err)
 		return exitFailed

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/imgd/imgd"
+	"github.com/imgd/imgd/internal/blob/s3test"
 	"github.com/imgd/imgd/internal/imgtest"
 )
 
@@ -421,5 +422,38 @@ func TestSubmit(t *testing.T) {
 		if code != tc.code || !strings.Contains(stderr, tc.inStderr) {
 			t.Errorf("submit %q = exit %d, stderr %q; want exit %d mentioning %q", tc.args, code, stderr, tc.code, tc.inStderr)
 		}
+	}
+}
+
+// TestServeS3Blobs runs the service with its blobs in a real S3-compatible
+// server (versitygw): upload, task, result, delete, and nothing left in
+// the data directory's blob store.
+func TestServeS3Blobs(t *testing.T) {
+	blobURL := s3test.Start(t)
+	dir := t.TempDir()
+	d := startDaemon(t, "serve", dir, append(s3test.Env(), "IMGD_BLOB_URL="+blobURL)...)
+	im := d.upload("photos/jpeg-icc.jpg")
+	task := d.createTask(im.ID, `[{"op":"resize","width":50},{"op":"convert","format":"png"}]`)
+	done := waitAllCompleted(t, d, []string{task.ID}, time.Minute)[0]
+	resp, err := http.Get(d.URL + "/api/v1/tasks/" + task.ID + "/result")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || int64(len(b)) != done.Result.Bytes || !bytes.HasPrefix(b, []byte("\x89PNG")) {
+		t.Fatalf("result from S3: %d, %d bytes, want 200 and a %d-byte PNG", resp.StatusCode, len(b), done.Result.Bytes)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, "blobs")); len(entries) != 0 {
+		t.Errorf("with IMGD_BLOB_URL, the data directory has a blob store too: %v", entries)
+	}
+	d.call("DELETE", "/api/v1/images/"+im.ID, nil, "", http.StatusNoContent, nil)
+	resp, err = http.Get(d.URL + "/api/v1/tasks/" + task.ID + "/result")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("result after deleting the image: %d, want 404", resp.StatusCode)
 	}
 }

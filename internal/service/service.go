@@ -21,6 +21,7 @@ import (
 
 	"github.com/imgd/imgd"
 	"github.com/imgd/imgd/internal/blob/fileblob"
+	"github.com/imgd/imgd/internal/blob/s3blob"
 	"github.com/imgd/imgd/internal/engine"
 	"github.com/imgd/imgd/internal/events"
 	"github.com/imgd/imgd/internal/metrics"
@@ -64,6 +65,9 @@ type Options struct {
 	WebhookAllowPrivate bool
 	// Metrics records task outcomes and queue depth; nil records nothing.
 	Metrics *metrics.Metrics
+	// Getenv reads the S3 credentials (AWS_ACCESS_KEY_ID, …); nil means
+	// os.Getenv.
+	Getenv func(string) string
 }
 
 // webhookWorkers is how many webhook deliveries a process with workers
@@ -195,8 +199,25 @@ func Open(ctx context.Context, o Options) (_ *Service, err error) {
 			return nil, err
 		}
 		s.Blobs = b
+	case strings.HasPrefix(o.BlobURL, "s3://"):
+		// Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+		// (and AWS_SESSION_TOKEN); New checks the bucket and sweeps the
+		// temporary objects of crashed uploads.
+		getenv := o.Getenv
+		if getenv == nil {
+			getenv = os.Getenv
+		}
+		c, err := s3blob.ParseURL(o.BlobURL, getenv)
+		if err != nil {
+			return nil, fmt.Errorf("blob store: %w", err)
+		}
+		b, err := s3blob.New(ctx, c)
+		if err != nil {
+			return nil, fmt.Errorf("blob store: %w", err)
+		}
+		s.Blobs = b
 	default:
-		return nil, fmt.Errorf("blob URL %q: only the embedded blob store is supported yet", redactURL(o.BlobURL))
+		return nil, fmt.Errorf("blob URL %q: must start with s3:// (or be empty for files in the data directory)", redactURL(o.BlobURL))
 	}
 
 	cfg := &river.Config{
