@@ -22,6 +22,7 @@ run: build ## start imgd serve: API, web page and workers on http://127.0.0.1:80
 test: ## vet and run every test (installs what it needs)
 	@scripts/deps.sh test
 	@scripts/versitygw.sh
+	@scripts/chromium.sh
 	$(GO) vet ./...
 	@if [ -z "$$IMGD_TEST_POSTGRES_URL" ] && command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; then \
 		echo "make test: using PostgreSQL on 127.0.0.1:5432 (database test)"; \
@@ -30,10 +31,10 @@ test: ## vet and run every test (installs what it needs)
 
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	@scripts/deps.sh test
-	$(GO) test -run '^$$' -fuzz '^FuzzRun$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x ./internal/engine
-	$(GO) test -run '^$$' -fuzz '^FuzzSniff$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x ./internal/engine
-	$(GO) test -run '^$$' -fuzz '^FuzzParsePipeline$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x .
-	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x ./internal/dither
+	GO=$(GO) scripts/fuzz.sh FuzzRun ./internal/engine $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh FuzzSniff ./internal/engine $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh FuzzParsePipeline . $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh FuzzApply ./internal/dither $(FUZZTIME)
 
 bench: build ## compare imgd with vipsthumbnail and Pillow (BENCH_DIR=folder for other photos)
 	@scripts/deps.sh bench
