@@ -24,6 +24,7 @@ import (
 	"github.com/imgd/imgd/internal/engine"
 	"github.com/imgd/imgd/internal/events"
 	"github.com/imgd/imgd/internal/metrics"
+	"github.com/imgd/imgd/internal/web"
 	"github.com/imgd/imgd/internal/webhook"
 )
 
@@ -90,7 +91,17 @@ func New(o Options) (*Server, error) {
 	s.compatRoutes()
 	s.eventRoutes()
 	s.opsRoutes()
+	s.webRoutes()
 	return s, nil
+}
+
+// webRoutes serves the embedded web page beside the API, on the same
+// origin (its CSP allows connections to 'self' only). They stay out of
+// Routes: the OpenAPI document describes the API, not the page.
+func (s *Server) webRoutes() {
+	page := web.Handler()
+	s.mux.Handle("GET /{$}", page)
+	s.mux.Handle("GET /static/", page)
 }
 
 // Handle registers h for a Go 1.22 mux pattern, e.g. "GET /api/v1/images".
