@@ -19,9 +19,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/imgd/imgd"
 	"github.com/imgd/imgd/internal/blob/s3test"
 	"github.com/imgd/imgd/internal/imgtest"
+	"github.com/imgd/imgd/internal/store/storetest"
 )
 
 // These tests run the real imgd binary, as a user would: built once, started
@@ -455,5 +458,43 @@ func TestServeS3Blobs(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("result after deleting the image: %d, want 404", resp.StatusCode)
+	}
+}
+
+// TestSharedSchemaCheck: processes on a shared PostgreSQL database do not
+// migrate it; they refuse to start until `imgd migrate` has run, and when
+// the schema is newer than they know.
+func TestSharedSchemaCheck(t *testing.T) {
+	dbURL := storetest.PostgresURL(t)
+	run := func(args ...string) (int, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, imgdBinary(t), args...)
+		cmd.Env = append(os.Environ(), "IMGD_DATABASE_URL="+dbURL, "IMGD_DATA_DIR="+t.TempDir(),
+			"IMGD_ADDR=127.0.0.1:0", "IMGD_LOG_FORMAT=text")
+		out, _ := cmd.CombinedOutput()
+		return cmd.ProcessState.ExitCode(), string(out)
+	}
+	for _, role := range []string{"api", "worker"} {
+		if code, out := run(role); code != 3 || !strings.Contains(out, "run `imgd migrate` first") {
+			t.Errorf("imgd %s on an unmigrated database: exit %d, want 3 and a hint to migrate:\n%s", role, code, out)
+		}
+	}
+	if code, out := run("migrate"); code != 0 {
+		t.Fatalf("imgd migrate: exit %d\n%s", code, out)
+	}
+	d := startDaemon(t, "api", t.TempDir(), "IMGD_DATABASE_URL="+dbURL)
+	d.signal(syscall.SIGTERM, 30*time.Second)
+
+	conn, err := pgx.Connect(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(t.Context(), `INSERT INTO imgd_schema_version (version_id, is_applied) VALUES (9999, true)`); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := run("worker"); code != 3 || !strings.Contains(out, "upgrade imgd") {
+		t.Errorf("imgd worker on a newer schema: exit %d, want 3 and a hint to upgrade:\n%s", code, out)
 	}
 }

@@ -156,6 +156,8 @@ func Open(ctx context.Context, o Options) (_ *Service, err error) {
 			if err := st.Migrate(ctx); err != nil {
 				return nil, fmt.Errorf("migrate SQLite database: %w", err)
 			}
+		} else if err := st.CheckSchema(ctx); err != nil {
+			return nil, err
 		}
 		newClient = func(c *river.Config) (queueClient, error) { return newRiver(st.Driver(), c) }
 		pollInterval = 10 * time.Millisecond
@@ -186,6 +188,8 @@ func Open(ctx context.Context, o Options) (_ *Service, err error) {
 			if err := st.Migrate(ctx); err != nil {
 				return nil, fmt.Errorf("migrate PostgreSQL database: %w", err)
 			}
+		} else if err := st.CheckSchema(ctx); err != nil {
+			return nil, err
 		}
 		newClient = func(c *river.Config) (queueClient, error) { return newRiver(st.Driver(), c) }
 	default:

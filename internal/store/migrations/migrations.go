@@ -13,7 +13,11 @@
 //     times: the store writes every time it stores.
 package migrations
 
-import "embed"
+import (
+	"embed"
+	"errors"
+	"fmt"
+)
 
 // FS holds the migration files at its root, as goose expects.
 //
@@ -22,3 +26,20 @@ var FS embed.FS
 
 // TableName is goose's version table.
 const TableName = "imgd_schema_version"
+
+// ErrSchema is wrapped by Check's errors.
+var ErrSchema = errors.New("database schema does not match this imgd")
+
+// Check compares the database's schema version (current) with the newest
+// migration this binary has (latest): processes that share a database
+// (imgd api, imgd worker) do not migrate it themselves, and must not run
+// against a schema older or newer than the one they were built for.
+func Check(current, latest int64) error {
+	switch {
+	case current < latest:
+		return fmt.Errorf("%w: it is at version %d, this imgd needs %d: run `imgd migrate` first", ErrSchema, current, latest)
+	case current > latest:
+		return fmt.Errorf("%w: it is at version %d, newer than this imgd knows (%d): upgrade imgd", ErrSchema, current, latest)
+	}
+	return nil
+}

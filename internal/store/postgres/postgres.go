@@ -116,6 +116,22 @@ func (s *Store) Migrate(ctx context.Context) error {
 }
 
 // MigrateDown reverts imgd's tables to version (0: none); River's stay.
+// CheckSchema fails unless the database is migrated to exactly this
+// binary's latest version (migrations.Check).
+func (s *Store) CheckSchema(ctx context.Context) error {
+	return s.goose(ctx, func(p *goose.Provider) error {
+		current, err := p.GetDBVersion(ctx)
+		if err != nil {
+			current = 0 // no version table: nothing was ever migrated
+		}
+		var latest int64
+		for _, src := range p.ListSources() {
+			latest = max(latest, src.Version)
+		}
+		return migrations.Check(current, latest)
+	})
+}
+
 func (s *Store) MigrateDown(ctx context.Context, version int64) error {
 	return s.goose(ctx, func(p *goose.Provider) error {
 		if _, err := p.DownTo(ctx, version); err != nil {

@@ -121,6 +121,29 @@ func (s *Store) Migrate(ctx context.Context) error {
 }
 
 // MigrateDown reverts imgd's tables to version (0: none); River's stay.
+// CheckSchema fails unless the database is migrated to exactly this
+// binary's latest version (migrations.Check).
+func (s *Store) CheckSchema(ctx context.Context) error {
+	p, err := s.migrations()
+	if err != nil {
+		return err
+	}
+	return checkSchema(ctx, p)
+}
+
+func checkSchema(ctx context.Context, p *goose.Provider) error {
+	current, err := p.GetDBVersion(ctx)
+	if err != nil {
+		// No version table: nothing was ever migrated.
+		current = 0
+	}
+	var latest int64
+	for _, src := range p.ListSources() {
+		latest = max(latest, src.Version)
+	}
+	return migrations.Check(current, latest)
+}
+
 func (s *Store) MigrateDown(ctx context.Context, version int64) error {
 	p, err := s.migrations()
 	if err != nil {
