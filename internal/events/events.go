@@ -92,6 +92,10 @@ type Options struct {
 	// across restarts and a resume point from an earlier process is older
 	// than the buffer (Missed) rather than mistaken for a current event.
 	NowFunc func() time.Time
+	// Forward, when set, receives every event published here (not those
+	// that PublishRemote brings in), e.g. to send it to the hubs of other
+	// processes. It is called outside the hub's lock and must not block.
+	Forward func(Event)
 }
 
 // Hub fans events out to subscribers. The zero value is not usable; call
@@ -105,6 +109,7 @@ type Hub struct {
 	n      int
 	lastID int64
 	subs   map[*Subscription]struct{}
+	fwd    func(Event)
 }
 
 // New returns an empty hub.
@@ -124,6 +129,7 @@ func New(o Options) *Hub {
 		ring:   make([]Event, o.BufferSize),
 		lastID: o.NowFunc().UnixMicro(),
 		subs:   make(map[*Subscription]struct{}),
+		fwd:    o.Forward,
 	}
 }
 
@@ -134,6 +140,24 @@ func (h *Hub) Publish(e Event) Event {
 	if h == nil {
 		return e
 	}
+	e = h.publish(e)
+	if h.fwd != nil {
+		h.fwd(e)
+	}
+	return e
+}
+
+// PublishRemote publishes an event that another process published first:
+// subscribers here get it, with an ID of this hub's, and it is not
+// forwarded again.
+func (h *Hub) PublishRemote(e Event) Event {
+	if h == nil {
+		return e
+	}
+	return h.publish(e)
+}
+
+func (h *Hub) publish(e Event) Event {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.lastID++

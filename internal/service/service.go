@@ -87,6 +87,7 @@ type Service struct {
 	// inserter inserts webhook jobs: the queue client, or an insert-only
 	// client without workers.
 	metrics    *metrics.Metrics
+	relay      *relay // nil on SQLite
 	inserter   webhook.Inserter
 	deliveries webhook.Recorder
 	closers    []func() error
@@ -117,7 +118,7 @@ func Open(ctx context.Context, o Options) (_ *Service, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{Hub: events.New(events.Options{}), Engine: eng, Log: o.Logger, metrics: o.Metrics}
+	s := &Service{Engine: eng, Log: o.Logger, metrics: o.Metrics}
 	defer func() {
 		if err != nil {
 			_ = s.Close()
@@ -192,8 +193,21 @@ func Open(ctx context.Context, o Options) (_ *Service, err error) {
 			return nil, err
 		}
 		newClient = func(c *river.Config) (queueClient, error) { return newRiver(st.Driver(), c) }
+		s.relay = newRelay(st.Pool(), o.Logger)
 	default:
 		return nil, errors.New("database URL must start with postgres:// or postgresql://")
+	}
+
+	// Processes sharing PostgreSQL relay their events to each other; the
+	// embedded database has one process.
+	hubOpts := events.Options{}
+	if s.relay != nil {
+		hubOpts.Forward = s.relay.forward
+	}
+	s.Hub = events.New(hubOpts)
+	if s.relay != nil {
+		s.relay.start(s.Hub)
+		s.closers = append(s.closers, s.relay.stop)
 	}
 
 	switch {
