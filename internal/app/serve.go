@@ -107,7 +107,9 @@ func runServer(ctx context.Context, r role, args []string, env Env) int {
 		BaseContext:       func(net.Listener) context.Context { return reqCtx },
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	if err := svc.Start(ctx); err != nil {
+	// River cancels running jobs when Start's context ends; shutdown is
+	// svc.Stop's job, within the shutdown timeout.
+	if err := svc.Start(context.WithoutCancel(ctx)); err != nil {
 		log.Error("start workers failed", "error", err)
 		return exitStartup
 	}
