@@ -14,9 +14,12 @@
 package migrations
 
 import (
+	"context"
 	"embed"
 	"errors"
 	"fmt"
+
+	"github.com/pressly/goose/v3"
 )
 
 // FS holds the migration files at its root, as goose expects.
@@ -26,6 +29,20 @@ var FS embed.FS
 
 // TableName is goose's version table.
 const TableName = "imgd_schema_version"
+
+// CheckProvider runs Check on the database behind p: its applied version
+// (0 when nothing was ever migrated) against p's newest migration.
+func CheckProvider(ctx context.Context, p *goose.Provider) error {
+	current, err := p.GetDBVersion(ctx)
+	if err != nil {
+		current = 0 // no version table: nothing was ever migrated
+	}
+	var latest int64
+	for _, src := range p.ListSources() {
+		latest = max(latest, src.Version)
+	}
+	return Check(current, latest)
+}
 
 // ErrSchema is wrapped by Check's errors.
 var ErrSchema = errors.New("database schema does not match this imgd")

@@ -119,17 +119,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 // CheckSchema fails unless the database is migrated to exactly this
 // binary's latest version (migrations.Check).
 func (s *Store) CheckSchema(ctx context.Context) error {
-	return s.goose(ctx, func(p *goose.Provider) error {
-		current, err := p.GetDBVersion(ctx)
-		if err != nil {
-			current = 0 // no version table: nothing was ever migrated
-		}
-		var latest int64
-		for _, src := range p.ListSources() {
-			latest = max(latest, src.Version)
-		}
-		return migrations.Check(current, latest)
-	})
+	return s.goose(ctx, func(p *goose.Provider) error { return migrations.CheckProvider(ctx, p) })
 }
 
 func (s *Store) MigrateDown(ctx context.Context, version int64) error {

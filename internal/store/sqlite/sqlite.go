@@ -128,20 +128,7 @@ func (s *Store) CheckSchema(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return checkSchema(ctx, p)
-}
-
-func checkSchema(ctx context.Context, p *goose.Provider) error {
-	current, err := p.GetDBVersion(ctx)
-	if err != nil {
-		// No version table: nothing was ever migrated.
-		current = 0
-	}
-	var latest int64
-	for _, src := range p.ListSources() {
-		latest = max(latest, src.Version)
-	}
-	return migrations.Check(current, latest)
+	return migrations.CheckProvider(ctx, p)
 }
 
 func (s *Store) MigrateDown(ctx context.Context, version int64) error {
