@@ -3,18 +3,34 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/imgd/imgd"
 	"github.com/imgd/imgd/internal/events"
 )
 
-// eventChannel is the PostgreSQL NOTIFY channel of imgd's events.
+// eventChannel is the prefix of the PostgreSQL NOTIFY channel of imgd's
+// events. Channels are database-wide while imgd's tables live in a schema
+// (search_path), so the channel is named after the schema too: two
+// deployments in two schemas of one database do not see each other's
+// events.
 const eventChannel = "imgd_events"
+
+// channelFor returns the channel of the deployment whose tables are in
+// schema, within PostgreSQL's 63-byte identifier limit.
+func channelFor(schema string) string {
+	c := eventChannel + "." + schema
+	if len(c) > 63 {
+		c = c[:63]
+	}
+	return c
+}
 
 // maxNotifyPayload stays under PostgreSQL's 8000-byte NOTIFY limit; an
 // event whose JSON is larger travels without its data (the ids and the
@@ -30,13 +46,14 @@ const maxNotifyPayload = 7900
 // is not replayed, and clients that resume find themselves told to
 // reload (the hub's Missed).
 type relay struct {
-	pool   *pgxpool.Pool
-	hub    *events.Hub
-	origin string // this process, to skip its own notifications
-	log    *slog.Logger
-	out    chan events.Event
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	pool    *pgxpool.Pool
+	hub     *events.Hub
+	origin  string // this process, to skip its own notifications
+	log     *slog.Logger
+	out     chan events.Event
+	channel string // channelFor(the schema), set by start
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 // wireEvent is a notification's payload.
@@ -60,13 +77,20 @@ func (r *relay) forward(e events.Event) {
 	}
 }
 
-// start runs the sender and the listener until stop.
-func (r *relay) start(hub *events.Hub) {
+// start finds the deployment's channel and runs the sender and the
+// listener until stop.
+func (r *relay) start(ctx context.Context, hub *events.Hub) error {
+	var schema string
+	if err := r.pool.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+		return fmt.Errorf("event relay: current schema: %w", err)
+	}
+	r.channel = channelFor(schema)
 	r.hub = hub
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r.cancel = cancel
 	r.wg.Go(func() { r.send(ctx) })
 	r.wg.Go(func() { r.listen(ctx) })
+	return nil
 }
 
 func (r *relay) stop() error {
@@ -90,7 +114,7 @@ func (r *relay) send(ctx context.Context) {
 				b, _ = json.Marshal(wireEvent{Origin: r.origin, Event: e})
 			}
 			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			_, err := r.pool.Exec(sctx, "SELECT pg_notify($1, $2)", eventChannel, string(b))
+			_, err := r.pool.Exec(sctx, "SELECT pg_notify($1, $2)", r.channel, string(b))
 			cancel()
 			if err != nil && ctx.Err() == nil {
 				r.log.Warn("event not sent to other processes", "type", e.Type, "task_id", e.TaskID, "error", err)
@@ -128,7 +152,7 @@ func (r *relay) listenOnce(ctx context.Context) error {
 		_ = conn.Conn().Close(context.Background())
 		conn.Release()
 	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+eventChannel); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{r.channel}.Sanitize()); err != nil {
 		return err
 	}
 	for {

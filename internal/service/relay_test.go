@@ -14,20 +14,11 @@ import (
 )
 
 // TestEventRelay: two processes' services on one PostgreSQL database see
-// each other's events once, their own once, and again after the database
-// cut their connections.
+// each other's events once, their own once, none of another deployment's
+// in another schema, and again after the database cut their connections.
 func TestEventRelay(t *testing.T) {
 	dbURL := storetest.PostgresURL(t)
-	open := func(migrate bool) *service.Service {
-		s, err := service.Open(t.Context(), service.Options{DataDir: t.TempDir(), DatabaseURL: dbURL,
-			Migrate: migrate, Limits: engine.DefaultLimits()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
-	a, b := open(true), open(false)
+	a, b := openOn(t, dbURL, true), openOn(t, dbURL, false)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	subA, _ := a.Hub.Subscribe(ctx, events.Live)
@@ -87,6 +78,14 @@ func TestEventRelay(t *testing.T) {
 	expect(subB, "t2", "A's event on B")
 	none(subA, "A after its own event (no echo)")
 
+	// Another deployment in another schema of the same database: its
+	// events stay its own.
+	other := openOn(t, storetest.PostgresURL(t), true)
+	for range 3 {
+		other.Hub.Publish(events.Event{Type: events.TypeTaskUpdated, TaskID: "other-schema"})
+	}
+	none(subA, "A after another schema's events")
+
 	// Cut every other connection to the database: the listeners reconnect.
 	conn, err := pgx.Connect(t.Context(), dbURL)
 	if err != nil {
@@ -114,4 +113,15 @@ func TestEventRelay(t *testing.T) {
 			}
 		}
 	}
+}
+
+func openOn(t *testing.T, dbURL string, migrate bool) *service.Service {
+	t.Helper()
+	s, err := service.Open(t.Context(), service.Options{DataDir: t.TempDir(), DatabaseURL: dbURL,
+		Migrate: migrate, Limits: engine.DefaultLimits()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }

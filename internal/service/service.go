@@ -206,7 +206,9 @@ func Open(ctx context.Context, o Options) (_ *Service, err error) {
 	}
 	s.Hub = events.New(hubOpts)
 	if s.relay != nil {
-		s.relay.start(s.Hub)
+		if err := s.relay.start(ctx, s.Hub); err != nil {
+			return nil, err
+		}
 		s.closers = append(s.closers, s.relay.stop)
 	}
 
