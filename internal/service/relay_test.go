@@ -2,6 +2,8 @@ package service_test
 
 import (
 	"context"
+	"crypto/rand"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +19,10 @@ import (
 // each other's events once, their own once, none of another deployment's
 // in another schema, and again after the database cut their connections.
 func TestEventRelay(t *testing.T) {
-	dbURL := storetest.PostgresURL(t)
+	// The application name marks this test's connections, so that cutting
+	// them below leaves other tests on the same database alone.
+	app := "imgd-relay-test-" + strings.ToLower(rand.Text()[:8])
+	dbURL := storetest.PostgresURL(t) + "&application_name=" + app
 	a, b := openOn(t, dbURL, true), openOn(t, dbURL, false)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -93,7 +98,8 @@ func TestEventRelay(t *testing.T) {
 	}
 	defer conn.Close(context.Background())
 	if _, err := conn.Exec(t.Context(), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-		WHERE datname = current_database() AND pid <> pg_backend_pid() AND query ILIKE 'LISTEN%'`); err != nil {
+		WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = $1
+		AND query ILIKE 'LISTEN%'`, app); err != nil {
 		t.Fatal(err)
 	}
 	deadline = time.Now().Add(15 * time.Second)
