@@ -154,7 +154,7 @@ func TestCreateTaskIdempotent(t *testing.T) {
 	resp, b = e.submit(`{"image_id":"`+im.ID+`","pipeline":[{"op":"resize","width":31}]}`, key)
 	wantError(t, "same key, other pipeline", resp, b, http.StatusBadRequest, "invalid_argument")
 
-	resp, b = e.do("GET", "/api/v1/tasks", nil, nil)
+	_, b = e.do("GET", "/api/v1/tasks", nil, nil)
 	if p := decode[apiPage[apiTask]](t, b); len(p.Items) != 1 {
 		t.Errorf("tasks after idempotent POSTs: %d, want 1", len(p.Items))
 	}
@@ -189,7 +189,7 @@ func TestTaskResult(t *testing.T) {
 	if done.Status != imgd.TaskCompleted {
 		t.Fatalf("slow task = %s %s", done.Status, done.ErrorMessage)
 	}
-	resp, b = e.result(slow.ID)
+	_, b = e.result(slow.ID)
 	if cfg, format, err := image.DecodeConfig(bytes.NewReader(b)); err != nil || format != "png" ||
 		cfg.Width != done.Result.Width || cfg.Height != done.Result.Height {
 		t.Errorf("slow result decodes as %s %dx%d (%v), want png %dx%d", format, cfg.Width, cfg.Height, err,
@@ -200,7 +200,7 @@ func TestTaskResult(t *testing.T) {
 	if task.Status != imgd.TaskCompleted || task.Result == nil {
 		t.Fatalf("task = %s %s, want completed", task.Status, task.ErrorMessage)
 	}
-	resp, b = e.do("GET", "/api/v1/tasks/"+task.ID, nil, nil)
+	_, b = e.do("GET", "/api/v1/tasks/"+task.ID, nil, nil)
 	view := decode[apiTask](t, b)
 	if view.ResultURL != "/api/v1/tasks/"+task.ID+"/result" {
 		t.Errorf("completed task result_url = %q", view.ResultURL)

@@ -515,7 +515,7 @@ func TestWebPageCancelAndDrop(t *testing.T) {
 		document.getElementById("drop").dispatchEvent(new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
 	})()`, chromedp.EvalAwaitPromise))
 	b.waitFor("the dropped uploads", `document.querySelectorAll('#uploads li[data-state="done"]').length === 2`)
-	resp, body = e.do("GET", "/api/v1/images", nil, nil)
+	_, body = e.do("GET", "/api/v1/images", nil, nil)
 	var names []string
 	for _, x := range decode[struct{ Items []imgd.Image }](t, body).Items {
 		names = append(names, x.Filename)
