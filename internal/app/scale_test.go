@@ -57,6 +57,11 @@ type cluster struct {
 	env     []string
 	api     *daemon
 	workers []*daemon
+	// crashed: a process was killed, so an upload it had under way may
+	// have left a temporary object (tmp/…), which the next start of a
+	// process removes once it is 24 h old; results and originals must
+	// still be exact.
+	crashed bool
 }
 
 // startCluster migrates a fresh schema with `imgd migrate`, then starts
@@ -298,8 +303,12 @@ func (c *cluster) verifyExactlyOnce(images []imgd.Image, tasks []imgd.Task) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var orphans []string
+	var orphans, temps []string
 	for _, k := range stored {
+		if c.crashed && strings.HasPrefix(k, "tmp/") {
+			temps = append(temps, k)
+			continue
+		}
 		if !want[k] {
 			orphans = append(orphans, k)
 		}
@@ -307,7 +316,10 @@ func (c *cluster) verifyExactlyOnce(images []imgd.Image, tasks []imgd.Task) {
 	}
 	if len(orphans) > 0 || len(want) > 0 {
 		t.Errorf("bucket prefix holds %d objects, want %d (%d originals + %d results); unexpected: %v; missing: %v",
-			len(stored), len(images)+results, len(images), results, orphans, want)
+			len(stored)-len(temps), len(images)+results, len(images), results, orphans, want)
+	}
+	if len(temps) > 0 {
+		t.Logf("the killed process left %d temporary upload(s) under tmp/ (swept at a start once 24 h old): %v", len(temps), temps)
 	}
 	if t.Failed() {
 		return
@@ -347,7 +359,8 @@ func TestScaleOutTopology(t *testing.T) {
 
 // TestScaleOutWorkerSIGKILL kills a worker in the middle of its tasks: River
 // rescues its jobs after the task timeout, the other worker runs them, and
-// each task completes exactly once with no blob left behind.
+// each task completes exactly once, with no orphan original or result (an
+// upload the kill cut short may leave a temporary object, swept later).
 func TestScaleOutWorkerSIGKILL(t *testing.T) {
 	c := startCluster(t)
 	images, ids := c.submitSlow(24)
@@ -361,6 +374,7 @@ func TestScaleOutWorkerSIGKILL(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	c.crashed = true
 	if code := victim.signal(syscall.SIGKILL, 10*time.Second); code != -1 {
 		t.Fatalf("exit code after SIGKILL = %d, want -1 (killed)", code)
 	}
