@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -153,11 +154,7 @@ func Open(ctx context.Context, o Options) (_ *Service, err error) {
 		}
 		s.closers = append(s.closers, st.Close)
 		s.Store = st
-		if o.Migrate {
-			if err := st.Migrate(ctx); err != nil {
-				return nil, fmt.Errorf("migrate SQLite database: %w", err)
-			}
-		} else if err := st.CheckSchema(ctx); err != nil {
+		if err := prepareSchema(ctx, st, o.Migrate); err != nil {
 			return nil, err
 		}
 		newClient = func(c *river.Config) (queueClient, error) { return newRiver(st.Driver(), c) }
@@ -185,11 +182,7 @@ func Open(ctx context.Context, o Options) (_ *Service, err error) {
 		}
 		s.closers = append(s.closers, st.Close)
 		s.Store = st
-		if o.Migrate {
-			if err := st.Migrate(ctx); err != nil {
-				return nil, fmt.Errorf("migrate PostgreSQL database: %w", err)
-			}
-		} else if err := st.CheckSchema(ctx); err != nil {
+		if err := prepareSchema(ctx, st, o.Migrate); err != nil {
 			return nil, err
 		}
 		newClient = func(c *river.Config) (queueClient, error) { return newRiver(st.Driver(), c) }
@@ -355,14 +348,32 @@ func (r deliveryRecorder) ListDeliveries(ctx context.Context, taskID string) ([]
 	return out, nil
 }
 
-// redactURL drops the user information of a URL for messages.
-func redactURL(u string) string {
-	if i := strings.Index(u, "@"); i >= 0 {
-		if j := strings.Index(u, "://"); j >= 0 && j < i {
-			return u[:j+3] + "…" + u[i:]
-		}
+// schemaStore is what both stores offer for their schema.
+type schemaStore interface {
+	Migrate(ctx context.Context) error
+	CheckSchema(ctx context.Context) error
+}
+
+// prepareSchema migrates the database when this process owns the schema
+// (migrate), and otherwise checks that it is exactly the one this binary
+// was built for.
+func prepareSchema(ctx context.Context, st schemaStore, migrate bool) error {
+	if !migrate {
+		return st.CheckSchema(ctx)
 	}
-	return u
+	if err := st.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate the database: %w", err)
+	}
+	return nil
+}
+
+// redactURL hides a URL's password for messages.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 // Start starts working tasks and River's maintenance (rescuing jobs of
