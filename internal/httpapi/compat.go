@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/imgd/imgd"
 	"github.com/imgd/imgd/internal/events"
@@ -371,22 +370,14 @@ func (s *Server) compatResult(w http.ResponseWriter, r *http.Request) {
 		writeCompatError(w, http.StatusNotFound, msgResultNotFound)
 		return
 	}
-	blob, err := s.blobs.Open(r.Context(), t.Result.BlobKey)
-	if err != nil {
+	// The v1 result route's answer; its Content-Disposition is the
+	// original's "inline; filename=<task_id>.<ext>" (a token needs no quotes).
+	if err := s.serveResult(w, r, t); err != nil {
 		if imgd.CodeOf(err) == imgd.CodeNotFound {
 			writeCompatError(w, http.StatusNotFound, msgResultNotFound)
 			return
 		}
 		logger(r.Context()).Error("compat: open result", "task_id", t.ID, "error", err)
 		writeCompatError(w, http.StatusInternalServerError, msgServerError)
-		return
 	}
-	defer blob.Close()
-	h := w.Header()
-	h.Set("Content-Type", t.Result.Format.MediaType())
-	h.Set("Content-Disposition", "inline; filename="+t.ID+"."+t.Result.Format.Ext())
-	if digest, err := imgd.ParseBlobKey(t.Result.BlobKey); err == nil {
-		h.Set("ETag", `"`+digest+`"`) // content-addressed: the key is a strong validator
-	}
-	http.ServeContent(w, r, "", time.Time{}, blob)
 }

@@ -87,21 +87,28 @@ func newEnv(t *testing.T, o envOptions) *env {
 // do sends a request and returns the response with its body read.
 func (e *env) do(method, path string, body io.Reader, header http.Header) (*http.Response, []byte) {
 	e.t.Helper()
-	req, err := http.NewRequestWithContext(e.t.Context(), method, e.URL+path, body)
+	return fetch(e.t, method, e.URL+path, body, header)
+}
+
+// fetch sends a request to url and returns the response with its body
+// read, failing the test when it cannot.
+func fetch(t *testing.T, method, url string, body io.Reader, header http.Header) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, body)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	for k, v := range header {
 		req.Header[k] = v
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
+		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		e.t.Fatalf("%s %s: read body: %v", method, path, err)
+		t.Fatalf("%s %s: read body: %v", method, url, err)
 	}
 	return resp, b
 }

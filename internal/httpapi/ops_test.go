@@ -45,23 +45,7 @@ func opsServer(t *testing.T, e *env, m *metrics.Metrics, ready func(context.Cont
 // get sends a GET to url+path and returns the response with its body.
 func get(t *testing.T, url, path string, header http.Header) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), "GET", url+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: read body: %v", path, err)
-	}
-	return resp, b
+	return fetch(t, "GET", url+path, nil, header)
 }
 
 func TestHealthz(t *testing.T) {

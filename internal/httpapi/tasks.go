@@ -204,6 +204,21 @@ func (s *Server) getTask(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// serveResult serves a completed task's output, named <task id>.<ext>; it
+// writes nothing when it fails.
+func (s *Server) serveResult(w http.ResponseWriter, r *http.Request, t imgd.Task) error {
+	res := t.Result
+	mt := res.MediaType
+	if mt == "" {
+		mt = res.Format.MediaType()
+	}
+	finished := t.CreatedAt
+	if t.FinishedAt != nil {
+		finished = *t.FinishedAt
+	}
+	return s.serveBlob(w, r, res.BlobKey, mt, t.ID+"."+res.Format.Ext(), finished)
+}
+
 // getTaskResult serves a completed task's output: 409 not_ready (with
 // Retry-After) while the task may still complete, 409 conflict once it
 // never will.
@@ -214,16 +229,7 @@ func (s *Server) getTaskResult(w http.ResponseWriter, r *http.Request) error {
 	}
 	switch {
 	case t.Status == imgd.TaskCompleted && t.Result != nil:
-		res := t.Result
-		mt := res.MediaType
-		if mt == "" {
-			mt = res.Format.MediaType()
-		}
-		finished := t.CreatedAt
-		if t.FinishedAt != nil {
-			finished = *t.FinishedAt
-		}
-		return s.serveBlob(w, r, res.BlobKey, mt, t.ID+"."+res.Format.Ext(), finished)
+		return s.serveResult(w, r, t)
 	case !t.Status.Final():
 		w.Header().Set("Retry-After", "1")
 		return imgd.Errorf(imgd.CodeNotReady, "task %s is %s; its result is not ready yet", t.ID, t.Status)

@@ -3,7 +3,6 @@ package httpapi_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -362,7 +361,7 @@ func TestWebPage(t *testing.T) {
 	if dl != "jpeg-baseline-small.webp" {
 		t.Errorf("download name = %q, want jpeg-baseline-small.webp", dl)
 	}
-	resp, data := getURL(t, url+href)
+	resp, data := fetch(t, "GET", url+href, nil, nil)
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "image/webp" {
 		t.Fatalf("GET %s = %d %s, want 200 image/webp", href, resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
@@ -560,24 +559,6 @@ func TestWebPageCancelAndDrop(t *testing.T) {
 	if bad := badMessages(b.console(0), "status of 400", "status of 413"); len(bad) > 0 {
 		t.Errorf("console:\n%s", strings.Join(bad, "\n"))
 	}
-}
-
-func getURL(t *testing.T, u string) (*http.Response, []byte) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), "GET", u, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", u, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: read: %v", u, err)
-	}
-	return resp, b
 }
 
 // TestWebPageGalleryPages pages through the gallery with the cursor API.
