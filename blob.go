@@ -3,6 +3,7 @@ package imgd
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"io"
 	"strings"
 )
@@ -59,4 +60,23 @@ func ParseBlobKey(key string) (string, error) {
 		return "", fieldErr("", "blob key %q is not \"sha256/\" followed by 64 lowercase hex digits", key)
 	}
 	return digest, nil
+}
+
+// DeleteUnreferenced deletes from b the blobs among keys that s reports as
+// used by no image and no result (the reference rule of Store), e.g. after
+// an image was deleted or a result stored for a task canceled meanwhile.
+// It tries every key and returns the errors joined; a failure only leaks a
+// blob.
+func DeleteUnreferenced(ctx context.Context, s Store, b BlobStore, keys ...string) error {
+	unref, err := s.UnreferencedBlobs(ctx, keys)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, k := range unref {
+		if err := b.Delete(ctx, k); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/imgd/imgd"
 	"github.com/imgd/imgd/internal/events"
@@ -114,18 +115,12 @@ func (s *Server) ingest(ctx context.Context, r io.Reader, filename, idemKey stri
 }
 
 // deleteUnreferenced deletes the blobs among keys that no image or result
-// uses. It runs on after ctx ends (a client that hung up must not leave a
+// uses. It runs on after ctx ends, with its own 10 s deadline (a client that hung up must not leave a
 // blob behind); failures only leak a blob, so they are logged.
 func (s *Server) deleteUnreferenced(ctx context.Context, keys ...string) {
-	ctx = context.WithoutCancel(ctx)
-	unref, err := s.store.UnreferencedBlobs(ctx, keys)
-	if err != nil {
-		logger(ctx).Warn("find unreferenced blobs", "keys", keys, "error", err)
-		return
-	}
-	for _, k := range unref {
-		if err := s.blobs.Delete(ctx, k); err != nil {
-			logger(ctx).Warn("delete unreferenced blob", "key", k, "error", err)
-		}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := imgd.DeleteUnreferenced(ctx, s.store, s.blobs, keys...); err != nil {
+		logger(ctx).Warn("delete unreferenced blobs", "keys", keys, "error", err)
 	}
 }

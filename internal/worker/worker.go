@@ -264,15 +264,8 @@ func (w *Worker) read(ctx context.Context, key string) ([]byte, error) {
 func (w *Worker) deleteIfUnreferenced(ctx context.Context, key string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	keys, err := w.store.UnreferencedBlobs(ctx, []string{key})
-	if err != nil {
-		w.log.Warn("check result blob references", "blob_key", key, "error", err)
-		return
-	}
-	for _, k := range keys {
-		if err := w.blobs.Delete(ctx, k); err != nil {
-			w.log.Warn("delete unreferenced result blob", "blob_key", k, "error", err)
-		}
+	if err := imgd.DeleteUnreferenced(ctx, w.store, w.blobs, key); err != nil {
+		w.log.Warn("delete unreferenced result blob", "blob_key", key, "error", err)
 	}
 }
 
