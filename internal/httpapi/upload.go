@@ -115,8 +115,9 @@ func (s *Server) ingest(ctx context.Context, r io.Reader, filename, idemKey stri
 }
 
 // deleteUnreferenced deletes the blobs among keys that no image or result
-// uses. It runs on after ctx ends, with its own 10 s deadline (a client that hung up must not leave a
-// blob behind); failures only leak a blob, so they are logged.
+// uses. It runs on after ctx ends, with a deadline of its own (a client
+// that hung up must not leave a blob behind); failures only leak a blob,
+// so they are logged.
 func (s *Server) deleteUnreferenced(ctx context.Context, keys ...string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
