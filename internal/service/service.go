@@ -137,14 +137,12 @@ func Open(ctx context.Context, o Options) (_ *Service, err error) {
 	}
 
 	var newClient func(*river.Config) (queueClient, error)
-	// How often an idle worker looks for new jobs. PostgreSQL wakes workers
-	// with LISTEN/NOTIFY as jobs are inserted, so polling is a fallback
-	// there. River's SQLite driver emulates notifications with an outbox
-	// table that its listener polls every 50 ms, so on SQLite the job poll
-	// is what finds a new task first. Measured on the 2-core dev machine,
-	// one client, tiny images: queue wait p50 8.6 ms at 10 ms (River adds
-	// up to 10 ms of jitter) against 26.6 ms at 100 ms; the price is idle
-	// CPU: 8 % of a core with the webhook queue polled every second.
+	// How often an idle worker looks for new jobs: a fallback on both
+	// databases. PostgreSQL wakes workers with LISTEN/NOTIFY as jobs are
+	// inserted; on SQLite the store wakes the workers of its own process
+	// once a task is committed (sqlite.wakeDriver), so only jobs inserted by
+	// another process on the same file and scheduled retries wait for the
+	// poll. Each poll of an idle queue is a database transaction.
 	pollInterval := 100 * time.Millisecond
 	switch {
 	case o.DatabaseURL == "":
@@ -158,7 +156,6 @@ func Open(ctx context.Context, o Options) (_ *Service, err error) {
 			return nil, err
 		}
 		newClient = func(c *river.Config) (queueClient, error) { return newRiver(st.Driver(), c) }
-		pollInterval = 10 * time.Millisecond
 		if o.Workers > 0 {
 			// Only one process works the embedded queue, so the jobs it
 			// finds running were cut off by a crash: run them again now.

@@ -23,7 +23,7 @@ import (
 
 	"github.com/pressly/goose/v3"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
 	sqlite "modernc.org/sqlite"
@@ -55,7 +55,7 @@ type Options struct {
 type Store struct {
 	*sqlstore.Store
 	db     *sql.DB
-	driver *riversqlite.Driver
+	driver *wakeDriver
 	log    *slog.Logger
 }
 
@@ -88,7 +88,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", opts.Path, translate(err))
 	}
-	driver := riversqlite.New(db)
+	driver := newWakeDriver(db)
 	// Insert-only: no queues, no workers. It inserts and cancels jobs inside
 	// the store's transactions; the app's client works them.
 	client, err := river.NewClient(driver, &river.Config{Logger: opts.Logger})
@@ -170,8 +170,19 @@ func (s *Store) RequeueInterrupted(ctx context.Context) (int64, error) {
 // DB is the database, for River and for tests.
 func (s *Store) DB() *sql.DB { return s.db }
 
-// Driver is River's driver on the same database.
-func (s *Store) Driver() *riversqlite.Driver { return s.driver }
+// Driver is River's driver on the same database. Clients built on it in this
+// process are woken by CreateTask (see wakeDriver).
+func (s *Store) Driver() riverdriver.Driver[*sql.Tx] { return s.driver }
+
+// CreateTask is sqlstore's, then wakes this process's workers: the task's
+// job is committed and can be fetched at once.
+func (s *Store) CreateTask(ctx context.Context, t imgd.Task) (imgd.Task, bool, error) {
+	t, created, err := s.Store.CreateTask(ctx, t)
+	if err == nil && created {
+		s.driver.wake(river.QueueDefault)
+	}
+	return t, created, err
+}
 
 // Close closes the database; River clients using it must be stopped first.
 func (s *Store) Close() error { return s.db.Close() }
