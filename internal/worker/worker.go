@@ -245,7 +245,9 @@ func (w *Worker) read(ctx context.Context, key string) ([]byte, error) {
 	}
 	defer rc.Close()
 	limit := w.engine.Limits().MaxInputBytes + 1
-	buf := bytes.NewBuffer(make([]byte, 0, min(size, limit)))
+	// Room for the read that sees EOF too: ReadFrom (io.Copy's path here)
+	// grows a buffer with less than bytes.MinRead free before each read.
+	buf := bytes.NewBuffer(make([]byte, 0, min(size, limit)+bytes.MinRead))
 	if _, err := io.Copy(buf, io.LimitReader(rc, limit)); err != nil {
 		if ctx.Err() != nil {
 			return nil, &imgd.Error{Code: imgd.CodeCanceled, Message: "the work was canceled or ran out of time", Err: err}
