@@ -52,6 +52,8 @@ func (f Format) MediaType() string {
 		return "image/svg+xml"
 	case FormatJXL:
 		return "image/jxl"
+	case FormatJSON:
+		return "application/json"
 	}
 	return "application/octet-stream"
 }

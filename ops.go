@@ -296,14 +296,18 @@ func (s *Dither) Colors() []RGBA {
 // stepTypes maps operation names to constructors. Operations owned by
 // later features (compress, detect_orientation, deskew) register here.
 var stepTypes = map[string]func() Step{
-	"resize":      func() Step { return new(Resize) },
-	"crop":        func() Step { return new(Crop) },
-	"rotate":      func() Step { return new(Rotate) },
-	"flip":        func() Step { return new(Flip) },
-	"auto_orient": func() Step { return new(AutoOrient) },
-	"grayscale":   func() Step { return new(Grayscale) },
-	"convert":     func() Step { return new(Convert) },
-	"dither":      func() Step { return new(Dither) },
+	"resize":             func() Step { return new(Resize) },
+	"crop":               func() Step { return new(Crop) },
+	"rotate":             func() Step { return new(Rotate) },
+	"flip":               func() Step { return new(Flip) },
+	"auto_orient":        func() Step { return new(AutoOrient) },
+	"grayscale":          func() Step { return new(Grayscale) },
+	"convert":            func() Step { return new(Convert) },
+	"compress":           func() Step { return new(Compress) },
+	"dither":             func() Step { return new(Dither) },
+	"responsive":         func() Step { return new(Responsive) },
+	"detect_orientation": func() Step { return new(DetectOrientation) },
+	"deskew":             func() Step { return new(Deskew) },
 }
 
 // OpNames lists the operations a pipeline may use, sorted.

@@ -167,6 +167,14 @@ func (p Pipeline) validateOrder() error {
 			return &Error{Code: CodeInvalidArgument, Field: fmt.Sprintf("steps[%d].op", i),
 				Message: "convert must be the last step"}
 		}
+		if _, ok := s.(*Compress); ok && i != len(p)-1 {
+			return &Error{Code: CodeInvalidArgument, Field: fmt.Sprintf("steps[%d].op", i),
+				Message: "compress must be the last step"}
+		}
+		if _, ok := s.(*Responsive); ok && i != len(p)-1 {
+			return &Error{Code: CodeInvalidArgument, Field: fmt.Sprintf("steps[%d].op", i),
+				Message: "responsive must be the last step (it encodes every variant itself)"}
+		}
 	}
 	return nil
 }
@@ -178,6 +186,16 @@ func (p Pipeline) Output() *Convert {
 		return nil
 	}
 	c, _ := p[len(p)-1].(*Convert)
+	return c
+}
+
+// Compression returns the final compress step, or nil. Its format may be
+// auto: the engine's Result.Format says what was written.
+func (p Pipeline) Compression() *Compress {
+	if len(p) == 0 {
+		return nil
+	}
+	c, _ := p[len(p)-1].(*Compress)
 	return c
 }
 

@@ -70,6 +70,11 @@ func TestParsePipelineDefaults(t *testing.T) {
 			`[{"linear":true,"method":"atkinson","op":"dither","palette":"pico8","serpentine":true}]`},
 		{"dither colour palette", `[{"op":"dither","palette":["#FFF","#000000ff","transparent"]}]`,
 			`[{"linear":false,"method":"floyd-steinberg","op":"dither","palette":["#ffffff","#000000","#000000"],"serpentine":false}]`},
+		{"responsive", `[{"op":"responsive","widths":[640,320,640],"formats":["WEBP","jpg"]}]`,
+			`[{"enlarge":false,"formats":["webp","jpeg"],"op":"responsive","quality":"high","widths":[320,640]}]`},
+		{"compress", `[{"op":"compress"}]`, `[{"format":"auto","op":"compress","quality":"high","strip":true}]`},
+		{"detect_orientation", `[{"op":"detect_orientation"}]`, `[{"fix":false,"min_confidence":0.5,"op":"detect_orientation"}]`},
+		{"deskew", `[{"op":"deskew"}]`, `[{"max_angle":15,"op":"deskew"}]`},
 		{"several steps", `[{"op":"auto_orient"},{"op":"grayscale"},{"op":"convert","format":"png"}]`,
 			`[{"op":"auto_orient"},{"op":"grayscale"},{"format":"png","lossless":false,"op":"convert","progressive":false,"strip":true}]`},
 	}

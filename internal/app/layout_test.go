@@ -108,7 +108,7 @@ func layoutViolations(pkgs []listedPackage, std map[string]bool) []string {
 		}
 
 		// Pixel algorithms and test helpers import at most the domain.
-		for _, dir := range []string{"internal/dither", "internal/orient", "internal/imgtest"} {
+		for _, dir := range []string{"internal/dither", "internal/orient", "internal/ssim", "internal/imgtest"} {
 			if !under(r, dir) {
 				continue
 			}

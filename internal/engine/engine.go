@@ -112,6 +112,12 @@ type Result struct {
 	Frames  int
 	Outputs map[string]any // what steps computed, by op name
 	Input   imgd.ImageInfo
+	// Variants are a responsive step's outputs, in index order (formats
+	// in the step's order, each with its widths ascending). The result is
+	// then a set: Format is imgd.FormatJSON, Data nil (the caller writes
+	// the manifest, which names each variant), Width and Height the
+	// widest variant's.
+	Variants []Variant
 }
 
 // withThread runs f on a locked OS thread and releases libvips' thread

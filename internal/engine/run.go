@@ -32,6 +32,12 @@ func (e *Engine) Run(ctx context.Context, src []byte, p imgd.Pipeline) (*Result,
 	if out := p.Output(); out != nil {
 		formats = append(formats, out.Format)
 	}
+	if c := p.Compression(); c != nil {
+		formats = append(formats, compressFormats(c)...)
+	}
+	if rs := p.Responsive(); rs != nil {
+		formats = append(formats, variantFormats(rs)...)
+	}
 	return withThread(formats, func() (*Result, error) { return e.run(ctx, src, p) })
 }
 
@@ -48,7 +54,12 @@ func (e *Engine) run(ctx context.Context, src []byte, p imgd.Pipeline) (*Result,
 	if out != nil {
 		format = out.Format
 	}
-	keepFrames := info.Frames > 1 && format.SupportsAnimation()
+	comp := p.Compression()
+	if comp != nil {
+		format = comp.Format // auto keeps frames: it then chooses among animated formats
+	}
+	keepFrames := info.Frames > 1 && (format.SupportsAnimation() || format == imgd.FormatAuto ||
+		variantsAnimate(p.Responsive()))
 
 	defer vips.Pin(src)() // runs after the images below are closed
 	j := &job{e: e, src: src, info: info, outputs: map[string]any{}, frames: 1}
@@ -60,6 +71,7 @@ func (e *Engine) run(ctx context.Context, src []byte, p imgd.Pipeline) (*Result,
 		}
 		steps = steps[1:]
 	}
+	steps = baseSteps(steps, info)
 	r, startsWithResize := first[*imgd.Resize](steps)
 	switch {
 	case startsWithResize && hdr.CMYK:
@@ -102,7 +114,20 @@ func (e *Engine) run(ctx context.Context, src []byte, p imgd.Pipeline) (*Result,
 	if err := ctx.Err(); err != nil {
 		return nil, canceled(err)
 	}
-	data, err := j.encode(format, out)
+	if rs := p.Responsive(); rs != nil {
+		return j.variants(ctx, rs, len(p)-1)
+	}
+	var data []byte
+	if comp != nil {
+		var co map[string]any
+		if data, format, co, err = j.compressEncode(comp); err == nil {
+			j.outputs["compress"] = co
+		} else if _, ok := err.(*imgd.Error); ok {
+			err = stepError(err, len(p)-1, comp)
+		}
+	} else {
+		data, err = j.encode(format, out)
+	}
 	if err != nil {
 		if _, ok := err.(*imgd.Error); !ok {
 			err = j.pixelError(err)

@@ -22,7 +22,9 @@ func sequentialOK(steps []imgd.Step) bool {
 			if s.Direction != "horizontal" {
 				return false
 			}
-		case *imgd.Crop, *imgd.Grayscale, *imgd.Convert, *imgd.Dither, *imgd.AutoOrient:
+		case *imgd.Crop, *imgd.Grayscale, *imgd.Convert, *imgd.Dither, *imgd.AutoOrient,
+			*imgd.Compress,   // compressEncode copies the image to memory before its encodes
+			*imgd.Responsive: // so does variants, once for every variant
 		default:
 			return false
 		}
@@ -46,8 +48,16 @@ func (j *job) step(s imgd.Step) error {
 		return j.im.Grayscale()
 	case *imgd.Dither:
 		return j.dither(s)
+	case *imgd.DetectOrientation:
+		return j.detectOrientation(s)
+	case *imgd.Deskew:
+		return j.deskew(s)
 	case *imgd.Convert:
 		return nil // applied by encode
+	case *imgd.Compress:
+		return nil // applied at encode (compressEncode)
+	case *imgd.Responsive:
+		return nil // applied after the steps (variants)
 	}
 	return fmt.Errorf("engine: no implementation for step %q", s.Op())
 }

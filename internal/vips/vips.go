@@ -123,6 +123,15 @@ func (im *Image) Close() {
 	}
 }
 
+// Ref returns a second reference to the same image. libvips images are
+// immutable and every operation makes a new one, so each reference can go
+// its own way (the engine's responsive variants each start from one base);
+// both must be closed.
+func (im *Image) Ref() *Image {
+	C.g_object_ref(C.gpointer(im.p))
+	return &Image{p: im.p, metaJPEG: im.metaJPEG}
+}
+
 // replace makes im hold out instead of its previous image.
 func (im *Image) replace(out *C.VipsImage) {
 	C.imgd_unref(im.p)
