@@ -20,6 +20,7 @@ const (
 	CodeRateLimited     Code = "rate_limited"
 	CodeUnavailable     Code = "unavailable" // a dependency is down: retry
 	CodeCanceled        Code = "canceled"    // the work was canceled or timed out
+	CodeExpired         Code = "expired"     // a task's result was deleted after its time to live
 	CodeInternal        Code = "internal"
 )
 

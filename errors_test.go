@@ -155,6 +155,7 @@ func TestCodeValues(t *testing.T) {
 		{imgd.CodeRateLimited, "rate_limited"},
 		{imgd.CodeUnavailable, "unavailable"},
 		{imgd.CodeCanceled, "canceled"},
+		{imgd.CodeExpired, "expired"},
 		{imgd.CodeInternal, "internal"},
 	}
 	for _, tc := range tests {

@@ -11,9 +11,13 @@ import "context"
 // reached or is busy past its timeout, CodeCanceled when ctx ends.
 //
 // Blob reference rule: a blob key is referenced by every image whose BlobKey
-// it is and every task whose Result.BlobKey it is. A blob is deleted only
-// when nothing references it; the store reports such keys and the caller
-// deletes them from the BlobStore.
+// it is, every task whose Result.BlobKey it is and every task with a
+// Result.Variants entry whose BlobKey it is. A blob is deleted only when
+// nothing references it; the store reports such keys and the caller deletes
+// them from the BlobStore.
+//
+// Tasks come back with their result's Variants (a responsive task's, in
+// index order) and Srcset from every read and status change.
 type Store interface {
 	// CreateImage stores a new image; the store assigns ID (when empty) and
 	// CreatedAt. With an IdempotencyKey, a second call with the same Owner and
@@ -26,8 +30,8 @@ type Store interface {
 	ListImages(ctx context.Context, f ImageFilter) (Page[Image], error)
 	// DeleteImage deletes the image and its tasks with their results, and
 	// cancels the River jobs of its unfinished tasks, in one transaction. It
-	// returns the blob keys (the original's, the results') that nothing
-	// references any more.
+	// returns the blob keys (the original's, the results', their
+	// variants') that nothing references any more.
 	DeleteImage(ctx context.Context, id string) (unreferenced []string, _ error)
 
 	// CreateTask stores a new pending task and inserts its River job in the
@@ -55,9 +59,11 @@ type Store interface {
 	// RetryTask puts a task whose attempt failed back to pending, recording
 	// CodeOf(cause) and MessageOf(cause) as its last error.
 	RetryTask(ctx context.Context, id string, cause error) (Task, error)
-	// CompleteTask stores the result and marks the task completed, clearing
-	// its last error. On a completed task it returns the stored task, whose
-	// Result is the first one: the caller's result blob may then be
+	// CompleteTask stores the result, with its variants in the same
+	// transaction, and marks the task completed (completed_with_errors when
+	// a variant failed, see Result.Status), clearing its last error. On a
+	// task that has a result (either status) it returns the stored task,
+	// whose Result is the first one: the caller's blobs may then be
 	// unreferenced (see UnreferencedBlobs).
 	CompleteTask(ctx context.Context, id string, r Result) (Task, error)
 	// FailTask marks the task failed for good with CodeOf(cause) and
@@ -69,7 +75,9 @@ type Store interface {
 
 	// FindResult returns the result of a completed task whose image has the
 	// content imageSHA256 and whose pipeline hashes to pipelineHash, so that
-	// identical work is done once; CodeNotFound when there is none.
+	// identical work is done once, with its variants; a result with failed
+	// variants (completed_with_errors) is not reused. CodeNotFound when there
+	// is none.
 	FindResult(ctx context.Context, imageSHA256, pipelineHash string) (Result, error)
 	// UnreferencedBlobs returns the keys among keys that no image or result
 	// references, e.g. a result blob stored for a task that was canceled

@@ -9,28 +9,33 @@ import (
 
 // TaskStatus is the state of a task:
 //
-//	pending → processing → completed | failed | canceled
+//	pending → processing → completed | completed_with_errors | failed | canceled
 //
 // A failed attempt that will be retried goes back to pending, keeping its
-// attempt count and last error. completed, failed and canceled are final.
+// attempt count and last error. completed_with_errors is a responsive task
+// (several outputs, see Variant) whose result holds some failed variants
+// beside the ones that succeeded. Every status after processing is final.
 type TaskStatus string
 
 const (
 	TaskPending    TaskStatus = "pending"
 	TaskProcessing TaskStatus = "processing"
 	TaskCompleted  TaskStatus = "completed"
-	TaskFailed     TaskStatus = "failed"
-	TaskCanceled   TaskStatus = "canceled"
+	// TaskCompletedWithErrors: the task has a result, but some of its
+	// variants failed (Result.Variants holds their errors).
+	TaskCompletedWithErrors TaskStatus = "completed_with_errors"
+	TaskFailed              TaskStatus = "failed"
+	TaskCanceled            TaskStatus = "canceled"
 )
 
 // TaskStatuses lists every status in lifecycle order.
-var TaskStatuses = []TaskStatus{TaskPending, TaskProcessing, TaskCompleted, TaskFailed, TaskCanceled}
+var TaskStatuses = []TaskStatus{TaskPending, TaskProcessing, TaskCompleted, TaskCompletedWithErrors, TaskFailed, TaskCanceled}
 
 // ParseTaskStatus returns the status named s, or an invalid_argument *Error.
 func ParseTaskStatus(s string) (TaskStatus, error) {
 	st := TaskStatus(s)
 	if !st.Valid() {
-		return "", fieldErr("status", "unknown task status %q (known: pending, processing, completed, failed, canceled)", s)
+		return "", fieldErr("status", "unknown task status %q (known: pending, processing, completed, completed_with_errors, failed, canceled)", s)
 	}
 	return st, nil
 }
@@ -38,23 +43,31 @@ func ParseTaskStatus(s string) (TaskStatus, error) {
 // Valid reports whether s is one of TaskStatuses.
 func (s TaskStatus) Valid() bool {
 	switch s {
-	case TaskPending, TaskProcessing, TaskCompleted, TaskFailed, TaskCanceled:
+	case TaskPending, TaskProcessing, TaskCompleted, TaskCompletedWithErrors, TaskFailed, TaskCanceled:
 		return true
 	}
 	return false
 }
 
-// Final reports whether s is completed, failed or canceled: no transition
-// leaves a final status.
+// Final reports whether s is completed, completed_with_errors, failed or
+// canceled: no transition leaves a final status.
 func (s TaskStatus) Final() bool {
-	return s == TaskCompleted || s == TaskFailed || s == TaskCanceled
+	return s.HasResult() || s == TaskFailed || s == TaskCanceled
+}
+
+// HasResult reports whether a task in status s has a result to download:
+// completed, or completed_with_errors.
+func (s TaskStatus) HasResult() bool {
+	return s == TaskCompleted || s == TaskCompletedWithErrors
 }
 
 // CanBecome reports whether a task in status s may move to status to. Every
 // unfinished status may move to any status (processing → processing is a
 // rescued job running again, → pending a retry); a final status may not
 // move. Repeating a final status (completed → completed) is not a
-// transition: stores treat it as an idempotent no-op, see Store.
+// transition: stores treat it as an idempotent no-op, see Store; so is
+// completing a task that has a result again, whichever of the two
+// completed statuses either attempt reached.
 func (s TaskStatus) CanBecome(to TaskStatus) bool {
 	return s.Valid() && to.Valid() && !s.Final()
 }
@@ -142,6 +155,24 @@ type Result struct {
 	// Outputs holds what steps computed, keyed by operation name, e.g.
 	// {"detect_orientation":{"angle":90,"confidence":0.93}}; empty for none.
 	Outputs json.RawMessage `json:"outputs,omitempty"`
+	// Variants are the outputs of a responsive task, in index order; the
+	// result's own blob is then their manifest (FormatJSON, see
+	// NewManifest). Empty for every other task.
+	Variants []Variant `json:"variants,omitempty"`
+	// Srcset is the manifest's srcset strings by format, for the API's
+	// task view; not stored (the manifest blob holds it).
+	Srcset map[Format]string `json:"srcset,omitempty"`
+}
+
+// Status is the final status of a task completed with r:
+// TaskCompletedWithErrors when a variant failed, TaskCompleted otherwise.
+func (r *Result) Status() TaskStatus {
+	for _, v := range r.Variants {
+		if v.Failed() {
+			return TaskCompletedWithErrors
+		}
+	}
+	return TaskCompleted
 }
 
 // Validate checks a result before it is stored. Errors are *Error with code
@@ -159,6 +190,15 @@ func (r *Result) Validate() error {
 		return fieldErr("result.bytes", "must be >= 0, got %d", r.Bytes)
 	case len(r.Outputs) > 0 && !json.Valid(r.Outputs):
 		return fieldErr("result.outputs", "must be valid JSON")
+	case len(r.Variants) > 0 && r.Format != FormatJSON:
+		return fieldErr("result.format", "must be %s (the manifest) for a result with variants, got %s", FormatJSON, r.Format)
+	case r.Format == FormatJSON && len(r.Variants) == 0:
+		return fieldErr("result.variants", "a %s result is a manifest and needs variants", FormatJSON)
+	}
+	for i, v := range r.Variants {
+		if err := v.validate(i); err != nil {
+			return err
+		}
 	}
 	return nil
 }

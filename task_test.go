@@ -13,12 +13,13 @@ func TestTaskStatusCanBecome(t *testing.T) {
 		P = imgd.TaskPending
 		R = imgd.TaskProcessing
 		C = imgd.TaskCompleted
+		E = imgd.TaskCompletedWithErrors
 		F = imgd.TaskFailed
 		X = imgd.TaskCanceled
 	)
 	allowed := map[[2]imgd.TaskStatus]bool{
-		{P, P}: true, {P, R}: true, {P, C}: true, {P, F}: true, {P, X}: true,
-		{R, P}: true, {R, R}: true, {R, C}: true, {R, F}: true, {R, X}: true,
+		{P, P}: true, {P, R}: true, {P, C}: true, {P, E}: true, {P, F}: true, {P, X}: true,
+		{R, P}: true, {R, R}: true, {R, C}: true, {R, E}: true, {R, F}: true, {R, X}: true,
 	}
 	for _, from := range imgd.TaskStatuses {
 		for _, to := range imgd.TaskStatuses {
@@ -26,8 +27,11 @@ func TestTaskStatusCanBecome(t *testing.T) {
 				t.Errorf("%s.CanBecome(%s) = %v, want %v", from, to, got, want)
 			}
 		}
-		if from.Final() != (from == C || from == F || from == X) {
+		if from.Final() != (from == C || from == E || from == F || from == X) {
 			t.Errorf("%s.Final() = %v", from, from.Final())
+		}
+		if from.HasResult() != (from == C || from == E) {
+			t.Errorf("%s.HasResult() = %v", from, from.HasResult())
 		}
 	}
 	if imgd.TaskStatus("done").CanBecome(P) || P.CanBecome("done") {

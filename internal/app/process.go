@@ -35,8 +35,11 @@ type processLine struct {
 	Frames  int            `json:"frames,omitempty"`
 	Bytes   int            `json:"bytes,omitempty"`
 	Outputs map[string]any `json:"outputs,omitempty"`
-	Error   *lineError     `json:"error,omitempty"`
-	err     error          // the full cause, for the debug log
+	// Variants are a responsive set's outputs, each written beside the
+	// manifest (Output) as imgd.VariantFileName names it.
+	Variants []processVariant `json:"variants,omitempty"`
+	Error    *lineError       `json:"error,omitempty"`
+	err      error            // the full cause, for the debug log
 }
 
 type lineError struct {
@@ -186,8 +189,15 @@ func outputPaths(inputs []string, out string, p imgd.Pipeline) ([]string, error)
 		}
 		base := strings.TrimSuffix(filepath.Base(in), filepath.Ext(in))
 		ext := "out"
-		if c := p.Output(); c != nil {
+		if p.Responsive() != nil {
+			ext = imgd.FormatJSON.Ext() // the manifest; the variants go beside it
+		} else if c := p.Output(); c != nil {
 			ext = c.Format.Ext()
+		} else if c := p.Compression(); c != nil {
+			ext = c.Format.Ext()
+			if c.Format == imgd.FormatAuto {
+				ext = formatLater
+			}
 		} else if f := extFormat(in); f != "" {
 			ext = engine.DefaultOutput(f).Ext()
 		}
@@ -203,6 +213,10 @@ func outputPaths(inputs []string, out string, p imgd.Pipeline) ([]string, error)
 	}
 	return paths, nil
 }
+
+// formatLater stands for the extension of an output whose format the run
+// chooses (compress format auto); processOne puts the real one in.
+const formatLater = "{format}"
 
 // extFormat guesses a format from a file name, only to name outputs before
 // the inputs are read; processing always sniffs the bytes.
@@ -253,6 +267,17 @@ func processOne(ctx context.Context, eng *engine.Engine, p imgd.Pipeline, in, ou
 	res, err := eng.Run(ctx, src, p)
 	if err != nil {
 		return fail(err)
+	}
+	if name, ok := strings.CutSuffix(out, "."+formatLater); ok {
+		out = name + "." + res.Format.Ext()
+	}
+	if len(res.Variants) > 0 {
+		if out == "-" {
+			return fail(imgd.Errorf(imgd.CodeInvalidArgument, "a responsive set is several files: -o must name a file or directory"))
+		}
+		if res.Data, l.Variants, err = writeSet(out, res); err != nil {
+			return fail(err)
+		}
 	}
 	if out != "" {
 		if err := writeOutput(out, res.Data, stdout); err != nil {
@@ -329,4 +354,56 @@ func writeOutput(name string, data []byte, stdout io.Writer) error {
 		return &imgd.Error{Code: imgd.CodeUnavailable, Message: "cannot write output", Err: err}
 	}
 	return nil
+}
+
+// processVariant is one variant of a set in --json output.
+type processVariant struct {
+	imgd.Variant
+	Output string `json:"output,omitempty"`
+}
+
+// writeSet writes every variant of a responsive set beside out (the
+// manifest's file: "photo.json" gives "photo-320w-0.webp", …; nothing when
+// out is "") and returns the manifest, which names the variants by file
+// name, relative to it.
+func writeSet(out string, res *engine.Result) ([]byte, []processVariant, error) {
+	base := strings.TrimSuffix(out, filepath.Ext(out))
+	vs := make([]imgd.Variant, len(res.Variants))
+	lines := make([]processVariant, len(res.Variants))
+	for i, v := range res.Variants {
+		rv := imgd.Variant{Index: i, Width: v.Width, Height: v.Height, Format: v.Format, Bytes: int64(len(v.Data))}
+		if v.Err != nil {
+			rv.ErrorCode, rv.ErrorMessage = v.Err.Code, imgd.MessageOf(v.Err)
+		} else {
+			rv.MediaType = v.Format.MediaType()
+			if len(v.Outputs) > 0 {
+				o, err := json.Marshal(v.Outputs)
+				if err != nil {
+					return nil, nil, fmt.Errorf("encode outputs of variant %d: %w", i, err)
+				}
+				rv.Outputs = o
+			}
+		}
+		vs[i], lines[i] = rv, processVariant{Variant: rv}
+		if out == "" || v.Err != nil {
+			continue
+		}
+		lines[i].Output = imgd.VariantFileName(base, rv)
+		if err := writeOutput(lines[i].Output, v.Data, nil); err != nil {
+			return nil, nil, err
+		}
+	}
+	var outputs json.RawMessage
+	if len(res.Outputs) > 0 {
+		var err error
+		if outputs, err = json.Marshal(res.Outputs); err != nil {
+			return nil, nil, fmt.Errorf("encode outputs: %w", err)
+		}
+	}
+	m := imgd.NewManifest(vs, outputs, func(i int) string { return filepath.Base(imgd.VariantFileName(base, vs[i])) })
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode manifest: %w", err)
+	}
+	return append(data, '\n'), lines, nil
 }

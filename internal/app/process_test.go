@@ -475,3 +475,25 @@ func TestConfigCommand(t *testing.T) {
 }
 
 var _ io.Writer = (*syncBuffer)(nil)
+
+// TestProcessCompressAutoExtension: with compress format auto the output
+// file is named after the format the run chose.
+func TestProcessCompressAutoExtension(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	inputs := []string{imgtest.Path(t, "png/png-rgba-icon.png"), imgtest.Path(t, photoA)}
+	args := append([]string{"process", "--json", "-p", `[{"op":"resize","width":96},{"op":"compress"}]`, "-o", dir}, inputs...)
+	r := runMain(t, args, nil, nil)
+	if r.code != exitOK {
+		t.Fatalf("Main(%q) = %d; stderr:\n%s", args, r.code, r.stderr)
+	}
+	for _, l := range jsonLines(t, r.stdout) {
+		ext := map[string]string{"jpeg": ".jpg", "webp": ".webp", "avif": ".avif", "png": ".png"}[l.Format]
+		if ext == "" || filepath.Ext(l.Output) != ext {
+			t.Errorf("%s: written to %s as %q", l.Input, l.Output, l.Format)
+		}
+		if data, err := os.ReadFile(l.Output); err != nil || len(data) != l.Bytes {
+			t.Errorf("%s: %d bytes on disk (%v), line says %d", l.Output, len(data), err, l.Bytes)
+		}
+	}
+}

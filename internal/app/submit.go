@@ -102,8 +102,8 @@ func runSubmit(ctx context.Context, args []string, env Env) int {
 	case t.Status == imgd.TaskFailed || t.Status == imgd.TaskCanceled:
 		fmt.Fprintf(env.Stderr, "task %s %s: %s (%s)\n", t.ID, t.Status, t.ErrorMessage, t.ErrorCode)
 		return exitFailed
-	case t.Status == imgd.TaskCompleted && t.Result != nil:
-		fmt.Fprintf(env.Stderr, "task %s completed: %s %dx%d, %d bytes\n", t.ID, t.Result.Format, t.Result.Width, t.Result.Height, t.Result.Bytes)
+	case t.Status.HasResult() && t.Result != nil:
+		fmt.Fprintf(env.Stderr, "task %s %s: %s %dx%d, %d bytes\n", t.ID, t.Status, t.Result.Format, t.Result.Width, t.Result.Height, t.Result.Bytes)
 	}
 	if *out != "" {
 		if err := download(ctx, c, t.ID, *out); err != nil {

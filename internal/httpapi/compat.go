@@ -315,7 +315,7 @@ type compatStatus struct {
 // compatState maps imgd's task status to the original's Celery state.
 func compatState(t imgd.Task) compatStatus {
 	switch t.Status {
-	case imgd.TaskCompleted:
+	case imgd.TaskCompleted, imgd.TaskCompletedWithErrors:
 		return compatStatus{Status: "SUCCESS"}
 	case imgd.TaskFailed, imgd.TaskCanceled:
 		d := errorDetail{Code: string(t.ErrorCode), Message: t.ErrorMessage}
@@ -366,7 +366,7 @@ func (s *Server) compatResult(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if t.Status != imgd.TaskCompleted || t.Result == nil {
+	if !t.Status.HasResult() || t.Result == nil {
 		writeCompatError(w, http.StatusNotFound, msgResultNotFound)
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/imgd/imgd"
@@ -17,6 +18,7 @@ func (s *Server) taskRoutes() {
 	s.HandleFunc("GET /api/v1/tasks", s.apiHandler(s.listTasks))
 	s.HandleFunc("GET /api/v1/tasks/{id}", s.apiHandler(s.getTask))
 	s.HandleFunc("GET /api/v1/tasks/{id}/result", s.apiHandler(s.getTaskResult))
+	s.HandleFunc("GET /api/v1/tasks/{id}/variants/{index}", s.apiHandler(s.getTaskVariant))
 	s.HandleFunc("DELETE /api/v1/tasks/{id}", s.apiHandler(s.cancelTask))
 	s.HandleFunc("GET /api/v1/tasks/{id}/webhooks", s.apiHandler(s.listWebhookDeliveries))
 }
@@ -50,7 +52,7 @@ type taskView struct {
 
 func newTaskView(t imgd.Task) taskView {
 	v := taskView{Task: t}
-	if t.Status == imgd.TaskCompleted {
+	if t.Status.HasResult() && t.Result != nil { // none once expired
 		v.ResultURL = "/api/v1/tasks/" + t.ID + "/result"
 	}
 	return v
@@ -219,17 +221,20 @@ func (s *Server) serveResult(w http.ResponseWriter, r *http.Request, t imgd.Task
 	return s.serveBlob(w, r, res.BlobKey, mt, t.ID+"."+res.Format.Ext(), finished)
 }
 
-// getTaskResult serves a completed task's output: 409 not_ready (with
-// Retry-After) while the task may still complete, 409 conflict once it
-// never will.
+// getTaskResult serves a completed task's output (or a 302 to it, see
+// redirectToBlob): 409 not_ready (with Retry-After) while the task may
+// still complete, 409 conflict once it never will, 410 expired once its
+// result was deleted (IMGD_RESULT_TTL).
 func (s *Server) getTaskResult(w http.ResponseWriter, r *http.Request) error {
 	t, err := s.store.GetTask(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
 	switch {
-	case t.Status == imgd.TaskCompleted && t.Result != nil:
+	case t.Status.HasResult() && t.Result != nil:
 		return s.serveResult(w, r, t)
+	case t.Result == nil && t.ErrorCode == imgd.CodeExpired:
+		return imgd.Errorf(imgd.CodeExpired, "the result of task %s expired and was deleted; create the task again to recompute it", t.ID)
 	case !t.Status.Final():
 		w.Header().Set("Retry-After", "1")
 		return imgd.Errorf(imgd.CodeNotReady, "task %s is %s; its result is not ready yet", t.ID, t.Status)
@@ -261,4 +266,40 @@ func (s *Server) cancelTask(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, newTaskView(t))
 	return nil
+}
+
+// getTaskVariant serves variant {index} of a responsive task's result
+// (docs/responsive.md) like the result route serves a result: same ETag,
+// Range and caching. While the task has no result it answers what the
+// result route answers; an index the set does not have is 404, a variant
+// that failed 409 conflict with its error.
+func (s *Server) getTaskVariant(w http.ResponseWriter, r *http.Request) error {
+	t, err := s.store.GetTask(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	index, err := strconv.Atoi(r.PathValue("index"))
+	if err != nil || index < 0 {
+		return &imgd.Error{Code: imgd.CodeInvalidArgument, Field: "index",
+			Message: fmt.Sprintf("must be a variant index 0, 1, …, got %q", r.PathValue("index"))}
+	}
+	if !t.Status.HasResult() || t.Result == nil {
+		return s.getTaskResult(w, r)
+	}
+	if index >= len(t.Result.Variants) {
+		return imgd.Errorf(imgd.CodeNotFound, "task %s has %d variants, none with index %d", t.ID, len(t.Result.Variants), index)
+	}
+	v := t.Result.Variants[index]
+	if v.Failed() {
+		return imgd.Errorf(imgd.CodeConflict, "variant %d of task %s failed (error_code %s): %s", index, t.ID, v.ErrorCode, v.ErrorMessage)
+	}
+	mt := v.MediaType
+	if mt == "" {
+		mt = v.Format.MediaType()
+	}
+	finished := t.CreatedAt
+	if t.FinishedAt != nil {
+		finished = *t.FinishedAt
+	}
+	return s.serveBlob(w, r, v.BlobKey, mt, fmt.Sprintf("%s-%d-%dw.%s", t.ID, index, v.Width, v.Format.Ext()), finished)
 }

@@ -196,7 +196,7 @@ func (m *Metrics) TaskUpdated(t imgd.Task) {
 		}
 	case t.Status.Final():
 		outcome := string(t.Status)
-		if t.Status == imgd.TaskCompleted && t.Attempt == 0 {
+		if t.Status.HasResult() && t.Attempt == 0 {
 			outcome = OutcomeReused
 		}
 		if t.FinishedAt != nil {

@@ -228,14 +228,15 @@ func TestQueueTasks(t *testing.T) {
 	})
 	got := scrape(t, m)
 	wantSamples(t, got, map[string]string{
-		`imgd_queue_tasks{status="pending"}`:    "3",
-		`imgd_queue_tasks{status="processing"}`: "0",
-		`imgd_queue_tasks{status="completed"}`:  "12",
-		`imgd_queue_tasks{status="failed"}`:     "0",
-		`imgd_queue_tasks{status="canceled"}`:   "0",
+		`imgd_queue_tasks{status="pending"}`:               "3",
+		`imgd_queue_tasks{status="processing"}`:            "0",
+		`imgd_queue_tasks{status="completed"}`:             "12",
+		`imgd_queue_tasks{status="completed_with_errors"}`: "0",
+		`imgd_queue_tasks{status="failed"}`:                "0",
+		`imgd_queue_tasks{status="canceled"}`:              "0",
 	})
-	if n := len(withPrefix(got, "imgd_queue_tasks")); n != 5 {
-		t.Errorf("%d imgd_queue_tasks samples, want 5 (one per status, no unknown ones)", n)
+	if n := len(withPrefix(got, "imgd_queue_tasks")); n != 6 {
+		t.Errorf("%d imgd_queue_tasks samples, want 6 (one per status, no unknown ones)", n)
 	}
 	if deadline <= 0 || deadline > metrics.QueueTimeout {
 		t.Errorf("task counter deadline in %s, want within (0, %s]", deadline, metrics.QueueTimeout)

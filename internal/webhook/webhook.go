@@ -301,7 +301,7 @@ type TaskJSON struct {
 // NewTaskJSON returns t as the API shows it.
 func NewTaskJSON(t imgd.Task) TaskJSON {
 	j := TaskJSON{Task: t}
-	if t.Status == imgd.TaskCompleted {
+	if t.Status.HasResult() {
 		j.ResultURL = "/api/v1/tasks/" + t.ID + "/result"
 	}
 	return j

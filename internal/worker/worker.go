@@ -10,7 +10,11 @@
 //     content (SHA-256) and pipeline hash, its result is reused and the task
 //     completes at once, without starting (no processing status, attempt 0);
 //   - the output blob's key is its content hash, so a rerun writes the same
-//     key, and the store keeps the first result of a task completed twice.
+//     key, and the store keeps the first result of a task completed twice;
+//   - a responsive set (docs/responsive.md) stores each variant's blob, then
+//     its manifest (which names the task, so a reused set gets a manifest
+//     of its own), then completes; whatever stops it on the way, the blobs
+//     it wrote that nothing references are deleted.
 //
 // Errors:
 //   - a permanent code (imgd.Code.Permanent: unsupported image, over limit,
@@ -157,12 +161,25 @@ func (r *run) work(ctx context.Context) error {
 	}
 
 	if res, err := w.store.FindResult(ctx, t.ImageSHA256, t.PipelineHash); err == nil {
+		// A set's manifest names its task: this task gets its own, over
+		// the same variant blobs.
+		var written []string
+		if len(res.Variants) > 0 {
+			if res, err = w.putManifest(ctx, id, res); err != nil {
+				return err
+			}
+			written = []string{res.BlobKey}
+		}
 		done, err := w.store.CompleteTask(ctx, id, res)
 		if err != nil {
+			w.deleteIfUnreferenced(ctx, written...)
 			if errors.Is(err, imgd.ErrTaskTransition) || imgd.CodeOf(err) == imgd.CodeNotFound {
-				return nil // canceled or deleted meanwhile; nothing was written
+				return nil // canceled or deleted meanwhile
 			}
 			return fmt.Errorf("complete task with reused result: %w", err)
+		}
+		if done.Result != nil && done.Result.BlobKey != res.BlobKey {
+			w.deleteIfUnreferenced(ctx, written...) // completed twice: the first result stays
 		}
 		r.task = done
 		w.publish(done)
@@ -196,17 +213,12 @@ func (r *run) work(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	key, size, err := w.blobs.Put(ctx, bytes.NewReader(out.Data))
+	result, written, err := w.putResult(ctx, id, out)
 	if err != nil {
-		return fmt.Errorf("store result: %w", err)
+		w.deleteIfUnreferenced(ctx, written...)
+		return err
 	}
-	result := imgd.Result{BlobKey: key, Format: out.Format, MediaType: out.Format.MediaType(),
-		Width: out.Width, Height: out.Height, Bytes: size}
-	if len(out.Outputs) > 0 {
-		if result.Outputs, err = json.Marshal(out.Outputs); err != nil {
-			return fmt.Errorf("encode outputs: %w", err)
-		}
-	}
+	key, size := result.BlobKey, result.Bytes
 	// The result is stored: record it even if ctx ends now. A cancel that
 	// arrives between Put and here (River cancels ctx up to 2 s after
 	// CancelTask, when it polls) must be seen by CompleteTask as a
@@ -219,21 +231,87 @@ func (r *run) work(ctx context.Context) error {
 		if errors.Is(err, imgd.ErrTaskTransition) || imgd.CodeOf(err) == imgd.CodeNotFound {
 			// Canceled or deleted while we worked: the blob may be an orphan.
 			r.log.Info("task canceled while it ran, result dropped", "error", err)
-			w.deleteIfUnreferenced(ctx, key)
+			w.deleteIfUnreferenced(ctx, written...)
 			return nil
 		}
-		// Not recorded: the next attempt writes the same key again.
-		w.deleteIfUnreferenced(ctx, key)
+		// Not recorded: the next attempt writes the same keys again.
+		w.deleteIfUnreferenced(ctx, written...)
 		return fmt.Errorf("complete task: %w", err)
 	}
 	r.task = done
 	if done.Result != nil && done.Result.BlobKey != key {
-		w.deleteIfUnreferenced(ctx, key) // completed twice: the first result stays
+		w.deleteIfUnreferenced(ctx, written...) // completed twice: the first result stays
 	}
 	w.publish(done)
-	r.log.Info("task completed", "reused", false, "duration", time.Since(start),
-		"blob_key", key, "bytes_in", len(src), "bytes_out", size, "width", out.Width, "height", out.Height)
+	r.log.Info("task completed", "reused", false, "duration", time.Since(start), "status", done.Status,
+		"blob_key", key, "bytes_in", len(src), "bytes_out", size, "width", out.Width, "height", out.Height,
+		"variants", len(out.Variants))
 	return nil
+}
+
+// putResult stores the blobs of an engine result: its data, or for a
+// responsive set each variant's and then the manifest. It returns the
+// result to complete the task with and every key it wrote, also on
+// failure, so that the caller can delete those nothing references.
+func (w *Worker) putResult(ctx context.Context, taskID string, out *engine.Result) (imgd.Result, []string, error) {
+	result := imgd.Result{Format: out.Format, MediaType: out.Format.MediaType(), Width: out.Width, Height: out.Height}
+	if len(out.Outputs) > 0 {
+		var err error
+		if result.Outputs, err = json.Marshal(out.Outputs); err != nil {
+			return imgd.Result{}, nil, fmt.Errorf("encode outputs: %w", err)
+		}
+	}
+	if len(out.Variants) == 0 {
+		key, size, err := w.blobs.Put(ctx, bytes.NewReader(out.Data))
+		if err != nil {
+			return imgd.Result{}, nil, fmt.Errorf("store result: %w", err)
+		}
+		result.BlobKey, result.Bytes = key, size
+		return result, []string{key}, nil
+	}
+	var written []string
+	for i, v := range out.Variants {
+		rv := imgd.Variant{Index: i, Width: v.Width, Height: v.Height, Format: v.Format}
+		if v.Err != nil {
+			rv.ErrorCode, rv.ErrorMessage = v.Err.Code, imgd.MessageOf(v.Err)
+			result.Variants = append(result.Variants, rv)
+			continue
+		}
+		key, size, err := w.blobs.Put(ctx, bytes.NewReader(v.Data))
+		if err != nil {
+			return imgd.Result{}, written, fmt.Errorf("store variant %d: %w", i, err)
+		}
+		written = append(written, key)
+		rv.BlobKey, rv.Bytes, rv.MediaType = key, size, v.Format.MediaType()
+		if len(v.Outputs) > 0 {
+			if rv.Outputs, err = json.Marshal(v.Outputs); err != nil {
+				return imgd.Result{}, written, fmt.Errorf("encode outputs of variant %d: %w", i, err)
+			}
+		}
+		result.Variants = append(result.Variants, rv)
+	}
+	result, err := w.putManifest(ctx, taskID, result)
+	if err != nil {
+		return imgd.Result{}, written, err
+	}
+	return result, append(written, result.BlobKey), nil
+}
+
+// putManifest stores the manifest of a set's variants for task taskID
+// (its URLs name the task) and returns r with it as its blob.
+func (w *Worker) putManifest(ctx context.Context, taskID string, r imgd.Result) (imgd.Result, error) {
+	m := imgd.NewManifest(r.Variants, r.Outputs, func(i int) string { return imgd.VariantURL(taskID, i) })
+	data, err := json.Marshal(m)
+	if err != nil {
+		return imgd.Result{}, fmt.Errorf("encode manifest: %w", err)
+	}
+	key, size, err := w.blobs.Put(ctx, bytes.NewReader(data))
+	if err != nil {
+		return imgd.Result{}, fmt.Errorf("store manifest: %w", err)
+	}
+	r.BlobKey, r.Bytes, r.Format, r.MediaType = key, size, imgd.FormatJSON, imgd.FormatJSON.MediaType()
+	r.Srcset = nil
+	return r, nil
 }
 
 // read returns the content of key, reading at most one byte more than the
@@ -260,14 +338,17 @@ func (w *Worker) read(ctx context.Context, key string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// deleteIfUnreferenced deletes a result blob that no image or task uses,
-// with its own deadline: ctx may be ending. Failures only leak a blob, so
-// they are logged.
-func (w *Worker) deleteIfUnreferenced(ctx context.Context, key string) {
+// deleteIfUnreferenced deletes the result blobs among keys that no image,
+// task or variant uses, with its own deadline: ctx may be ending. Failures
+// only leak blobs, so they are logged.
+func (w *Worker) deleteIfUnreferenced(ctx context.Context, keys ...string) {
+	if len(keys) == 0 {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	if err := imgd.DeleteUnreferenced(ctx, w.store, w.blobs, key); err != nil {
-		w.log.Warn("delete unreferenced result blob", "blob_key", key, "error", err)
+	if err := imgd.DeleteUnreferenced(ctx, w.store, w.blobs, keys...); err != nil {
+		w.log.Warn("delete unreferenced result blobs", "blob_keys", keys, "error", err)
 	}
 }
 

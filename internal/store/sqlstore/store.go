@@ -140,21 +140,28 @@ func (s *Store) DeleteImage(ctx context.Context, id string) ([]string, error) {
 		if !ok {
 			return notFound("image", id)
 		}
+		// Locking the unfinished tasks first waits for a CompleteTask that
+		// holds one: its result and variants are then committed, and read
+		// below (a variant row deleted by the cascade would be missed).
+		jobs, err := queryAll(ctx, tx, scanInt64,
+			`SELECT job_id FROM tasks WHERE image_id = $1 AND status IN ('pending', 'processing') ORDER BY id`+s.db.ForUpdate(), id)
+		if err != nil {
+			return err
+		}
 		resultKeys, err := queryAll(ctx, tx, scanString,
 			`SELECT result_blob_key FROM tasks WHERE image_id = $1 AND result_blob_key <> ''`, id)
 		if err != nil {
 			return err
 		}
-		keys := sortedUnique(append(resultKeys, blobKey))
+		variantKeys, err := variantKeysOfImage(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		keys := sortedUnique(append(append(resultKeys, variantKeys...), blobKey))
 		if err := s.lockReferences(ctx, tx, keys); err != nil {
 			return err
 		}
 
-		jobs, err := queryAll(ctx, tx, scanInt64,
-			`SELECT job_id FROM tasks WHERE image_id = $1 AND status IN ('pending', 'processing')`, id)
-		if err != nil {
-			return err
-		}
 		for _, job := range jobs {
 			if err := tx.CancelJob(ctx, job); err != nil {
 				return fmt.Errorf("cancel job %d: %w", job, err)
@@ -211,13 +218,20 @@ func (s *Store) lockReferences(ctx context.Context, tx Tx, keys []string) error 
 		if _, err := queryAll(ctx, tx, scanString, `SELECT id FROM tasks WHERE result_blob_key = $1 ORDER BY id`+lock, k); err != nil {
 			return fmt.Errorf("lock results of blob %s: %w", k, err)
 		}
+		if _, err := queryAll(ctx, tx, scanString,
+			`SELECT task_id FROM task_variants WHERE blob_key = $1 ORDER BY task_id, variant_index`+lock, k); err != nil {
+			return fmt.Errorf("lock variants of blob %s: %w", k, err)
+		}
 	}
 	return nil
 }
 
+// referenced is the blob reference rule (imgd.Store): key is used by an
+// image, a task's result or a variant of a task's result.
 func referenced(ctx context.Context, q Querier, key string) (bool, error) {
 	_, ok, err := queryOne(ctx, q, scanInt64, `SELECT 1 FROM images WHERE blob_key = $1
-		UNION ALL SELECT 1 FROM tasks WHERE result_blob_key = $1 LIMIT 1`, key)
+		UNION ALL SELECT 1 FROM tasks WHERE result_blob_key = $1
+		UNION ALL SELECT 1 FROM task_variants WHERE blob_key = $1 LIMIT 1`, key)
 	if err != nil {
 		return false, fmt.Errorf("references of blob %s: %w", key, err)
 	}
@@ -385,8 +399,7 @@ func (s *Store) CreateTask(ctx context.Context, t imgd.Task) (imgd.Task, bool, e
 }
 
 func (s *Store) taskByKey(ctx context.Context, q Querier, owner, key string) (imgd.Task, bool, error) {
-	t, ok, err := queryOne(ctx, q, scanTask,
-		`SELECT `+taskColumns+` FROM tasks WHERE owner = $1 AND idempotency_key = $2`, owner, key)
+	t, ok, err := queryTask(ctx, q, `SELECT `+taskColumns+` FROM tasks WHERE owner = $1 AND idempotency_key = $2`, owner, key)
 	if err != nil {
 		return imgd.Task{}, false, fmt.Errorf("get task by idempotency key: %w", err)
 	}
@@ -395,7 +408,7 @@ func (s *Store) taskByKey(ctx context.Context, q Querier, owner, key string) (im
 
 // GetTask implements imgd.Store.
 func (s *Store) GetTask(ctx context.Context, id string) (imgd.Task, error) {
-	t, ok, err := queryOne(ctx, s.db, scanTask, `SELECT `+taskColumns+` FROM tasks WHERE id = $1`, id)
+	t, ok, err := queryTask(ctx, s.db, `SELECT `+taskColumns+` FROM tasks WHERE id = $1`, id)
 	if err != nil {
 		return imgd.Task{}, fmt.Errorf("get task %s: %w", id, err)
 	}
@@ -421,6 +434,9 @@ func (s *Store) ListTasks(ctx context.Context, f imgd.TaskFilter) (imgd.Page[img
 	}
 	items, next, err := listPage(ctx, s.db, scanTask, "tasks", taskColumns, where, &a, f.Cursor, f.Limit,
 		func(t imgd.Task) (time.Time, string) { return t.CreatedAt, t.ID })
+	if err == nil {
+		err = attachVariants(ctx, s.db, items)
+	}
 	if err != nil {
 		return imgd.Page[imgd.Task]{}, fmt.Errorf("list tasks: %w", err)
 	}
@@ -461,12 +477,17 @@ func (s *Store) CompleteTask(ctx context.Context, id string, r imgd.Result) (img
 	if r.MediaType == "" {
 		r.MediaType = r.Format.MediaType()
 	}
-	return s.transition(ctx, "complete", id, imgd.TaskCompleted, func(tx Tx, _ imgd.Task, now time.Time) (int64, error) {
-		return tx.Exec(ctx, `UPDATE tasks SET status = 'completed', error_code = '', error_message = '',
+	to := r.Status()
+	return s.transition(ctx, "complete", id, to, func(tx Tx, _ imgd.Task, now time.Time) (int64, error) {
+		n, err := tx.Exec(ctx, `UPDATE tasks SET status = $10, error_code = '', error_message = '',
 				result_blob_key = $2, result_format = $3, result_media_type = $4, result_width = $5,
 				result_height = $6, result_bytes = $7, result_outputs = $8, finished_at = $9
 			WHERE id = $1 AND `+unfinished,
-			id, r.BlobKey, string(r.Format), r.MediaType, r.Width, r.Height, r.Bytes, string(r.Outputs), now)
+			id, r.BlobKey, string(r.Format), r.MediaType, r.Width, r.Height, r.Bytes, string(r.Outputs), now, string(to))
+		if err != nil || n != 1 {
+			return n, err
+		}
+		return n, insertVariants(ctx, tx, id, r.Variants)
 	})
 }
 
@@ -500,14 +521,16 @@ func (s *Store) transition(ctx context.Context, verb, id string, to imgd.TaskSta
 	update func(tx Tx, cur imgd.Task, now time.Time) (int64, error)) (imgd.Task, error) {
 	var out imgd.Task
 	err := s.db.InTx(ctx, func(tx Tx) error {
-		cur, ok, err := queryOne(ctx, tx, scanTask, `SELECT `+taskColumns+` FROM tasks WHERE id = $1`+s.db.ForUpdate(), id)
+		cur, ok, err := queryTask(ctx, tx, `SELECT `+taskColumns+` FROM tasks WHERE id = $1`+s.db.ForUpdate(), id)
 		if err != nil {
 			return err
 		}
 		if !ok {
 			return notFound("task", id)
 		}
-		if cur.Status == to && to.Final() {
+		// A final status repeated, or a completed task completed again
+		// (whether either run had failed variants), changes nothing.
+		if cur.Status == to && to.Final() || cur.Status.HasResult() && to.HasResult() {
 			out = cur
 			return nil
 		}
@@ -521,7 +544,7 @@ func (s *Store) transition(ctx context.Context, verb, id string, to imgd.TaskSta
 		if n != 1 {
 			return fmt.Errorf("task changed while locked (%d rows updated)", n)
 		}
-		out, _, err = queryOne(ctx, tx, scanTask, `SELECT `+taskColumns+` FROM tasks WHERE id = $1`, id)
+		out, _, err = queryTask(ctx, tx, `SELECT `+taskColumns+` FROM tasks WHERE id = $1`, id)
 		return err
 	})
 	if err != nil {
@@ -532,7 +555,9 @@ func (s *Store) transition(ctx context.Context, verb, id string, to imgd.TaskSta
 
 // FindResult implements imgd.Store.
 func (s *Store) FindResult(ctx context.Context, imageSHA256, pipelineHash string) (imgd.Result, error) {
-	t, ok, err := queryOne(ctx, s.db, scanTask, `SELECT `+taskColumns+` FROM tasks
+	// A result with failed variants is not reused: the failure may be
+	// transient, and the next run may make them.
+	t, ok, err := queryTask(ctx, s.db, `SELECT `+taskColumns+` FROM tasks
 		WHERE image_sha256 = $1 AND pipeline_hash = $2 AND status = 'completed'
 		ORDER BY finished_at DESC, id DESC LIMIT 1`, imageSHA256, pipelineHash)
 	if err != nil {
