@@ -5,7 +5,7 @@ BIN := bin/imgd
 FUZZTIME ?= 30s
 .DEFAULT_GOAL := help
 
-.PHONY: help deps build run test test-short bench bench-service fuzz lint
+.PHONY: help deps build run test test-short bench bench-service fuzz lint bench-scale bench-compress eval-orientation
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,18 @@ bench: build ## compare imgd with vipsthumbnail and Pillow (BENCH_DIR=folder for
 
 bench-service: build ## imgd serve end to end: tasks/s and latency (N=500 tasks, C=8 clients)
 	$(GO) run ./bench/service -imgd $(BIN) $(if $(N),-n $(N)) $(if $(C),-c $(C))
+
+bench-scale: build ## scale-out: 1 vs 2 imgd worker processes on PostgreSQL + versitygw, tasks/s and queue latency (N=300, C=8, WORKERS=1,2)
+	@scripts/versitygw.sh
+	$(GO) run ./bench/scale -imgd $(BIN) $(if $(N),-n $(N)) $(if $(C),-c $(C)) $(if $(WORKERS),-workers $(WORKERS))
+
+eval-orientation: deps ## orientation detection vs the seed's Hough baseline on a labelled folder (EVAL_DIR=, default the dev set)
+	$(GO) run ./cmd/imgd-eval-orientation $(if $(EVAL_DIR),-dir $(EVAL_DIR))
+
+bench-compress: ## compress vs fixed JPEG q80: bytes, SSIM (scikit-image), Butteraugli (BENCH_DIR=folder)
+	@/usr/bin/python3 -c 'import skimage' 2>/dev/null && command -v butteraugli >/dev/null || \
+		apt-get install -y --no-install-recommends python3-skimage butteraugli
+	$(GO) run ./bench/compress $(if $(BENCH_DIR),-dir $(BENCH_DIR))
 
 lint: ## gofmt, go vet, go mod tidy -diff, staticcheck
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imgd/imgd/internal/blob/s3blob"
 	"github.com/imgd/imgd/internal/engine"
 )
 
@@ -26,6 +27,8 @@ type Config struct {
 	ShutdownTimeout     time.Duration
 	WebhookSecret       string
 	WebhookAllowPrivate bool
+	BlobPresign         time.Duration // 0: downloads go through the api
+	ResultTTL           time.Duration // 0: results are kept for good
 	LogLevel            string
 	LogFormat           string
 	Limits              engine.Limits
@@ -123,6 +126,24 @@ func durationSetting(env, flagName, def, help string, p func(c *Config) *time.Du
 		get: func(c *Config) string { return p(c).String() }}
 }
 
+// offDurationSetting is a duration setting whose 0 turns a feature off,
+// at most hi.
+func offDurationSetting(env, flagName, def, help string, p func(c *Config) *time.Duration, hi time.Duration) setting {
+	return setting{env: env, flag: flagName, def: def, help: help,
+		set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("must be a duration such as 15m or 720h (0: off), got %q", v)
+			}
+			if d < 0 || d > hi {
+				return fmt.Errorf("must be 0 (off) or a duration up to %s, got %s", hi, d)
+			}
+			*p(c) = d
+			return nil
+		},
+		get: func(c *Config) string { return p(c).String() }}
+}
+
 func boolSetting(env, flagName, def, help string, p func(c *Config) *bool) setting {
 	return setting{env: env, flag: flagName, def: def, help: help,
 		set: func(c *Config, v string) error {
@@ -179,6 +200,10 @@ var settings = []setting{
 		func(c *Config) *string { return &c.WebhookSecret })),
 	boolSetting("IMGD_WEBHOOK_ALLOW_PRIVATE", "webhook-allow-private", "false", "allow webhook targets on loopback and private addresses",
 		func(c *Config) *bool { return &c.WebhookAllowPrivate }),
+	offDurationSetting("IMGD_BLOB_PRESIGN", "blob-presign", "0", "with S3 blobs, answer downloads of results and originals with a 302 to a presigned URL valid this long (0: serve them through the api)",
+		func(c *Config) *time.Duration { return &c.BlobPresign }, s3blob.MaxPresignTTL),
+	offDurationSetting("IMGD_RESULT_TTL", "result-ttl", "0", "delete task results this long after they were made (0: keep them)",
+		func(c *Config) *time.Duration { return &c.ResultTTL }, math.MaxInt64),
 	int64Setting("IMGD_MAX_INPUT_BYTES", "max-input-bytes", "50MiB", "largest accepted input file",
 		func(c *Config) *int64 { return &c.Limits.MaxInputBytes }),
 	int64Setting("IMGD_MAX_PIXELS", "max-pixels", "100000000", "largest decoded image, all frames together, input or output",
@@ -231,6 +256,9 @@ func resolve(fs *flag.FlagSet, flagVals map[string]*string, getenv func(string) 
 		if err := s.set(&c, v); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", from, err))
 		}
+	}
+	if c.BlobPresign > 0 && !strings.HasPrefix(c.BlobURL, "s3://") {
+		errs = append(errs, errors.New("IMGD_BLOB_PRESIGN: presigned downloads need S3 blob storage (an s3:// IMGD_BLOB_URL)"))
 	}
 	if len(errs) == 0 {
 		if err := c.Limits.Validate(); err != nil {

@@ -69,6 +69,7 @@ func runServer(ctx context.Context, r role, args []string, env Env) int {
 		WebhookAllowPrivate: c.WebhookAllowPrivate,
 		Metrics:             m,
 		Getenv:              env.Getenv,
+		ResultTTL:           c.ResultTTL,
 	})
 	if err != nil {
 		log.Error("start failed", "error", err)
@@ -82,7 +83,7 @@ func runServer(ctx context.Context, r role, args []string, env Env) int {
 	} else {
 		api, err := httpapi.New(httpapi.Options{Store: svc.Store, Blobs: svc.Blobs, Engine: svc.Engine, Hub: svc.Hub,
 			Ready: svc.Ready, Metrics: m, Logger: log, OnTaskUpdate: svc.TaskUpdated,
-			WebhookDeliveries: svc.WebhookDeliveries})
+			WebhookDeliveries: svc.WebhookDeliveries, PresignTTL: c.BlobPresign})
 		if err != nil {
 			log.Error("start failed", "error", err)
 			return exitStartup

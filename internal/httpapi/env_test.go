@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/imgd/imgd"
+	"github.com/imgd/imgd/internal/blob/s3test"
 	"github.com/imgd/imgd/internal/engine"
 	"github.com/imgd/imgd/internal/httpapi"
 	"github.com/imgd/imgd/internal/metrics"
@@ -38,6 +39,8 @@ type envOptions struct {
 	workers int           // 0 means 2; -1 means no workers (tasks stay pending)
 	limits  engine.Limits // zero means engine.DefaultLimits()
 	timeout time.Duration // per-task time limit; 0 means the default
+	blobURL string        // "" keeps blobs in the data directory; s3://… with s3test's credentials
+	presign time.Duration // httpapi.Options.PresignTTL
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -55,13 +58,15 @@ func newEnv(t *testing.T, o envOptions) *env {
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx := context.WithoutCancel(t.Context())
 	svc, err := service.Open(ctx, service.Options{DataDir: dir, Workers: o.workers, TaskTimeout: o.timeout,
-		Migrate: true, Limits: o.limits, Logger: log, WebhookSecret: webhookSecret, WebhookAllowPrivate: true})
+		Migrate: true, Limits: o.limits, Logger: log, WebhookSecret: webhookSecret, WebhookAllowPrivate: true,
+		BlobURL: o.blobURL, Getenv: s3test.Getenv})
 	if err != nil {
 		t.Fatalf("service.Open: %v", err)
 	}
 	m := metrics.New()
 	api, err := httpapi.New(httpapi.Options{Store: svc.Store, Blobs: svc.Blobs, Engine: svc.Engine, Hub: svc.Hub,
-		Ready: svc.Ready, Metrics: m, Logger: log, OnTaskUpdate: svc.TaskUpdated, WebhookDeliveries: svc.WebhookDeliveries})
+		Ready: svc.Ready, Metrics: m, Logger: log, OnTaskUpdate: svc.TaskUpdated, WebhookDeliveries: svc.WebhookDeliveries,
+		PresignTTL: o.presign})
 	if err != nil {
 		t.Fatalf("httpapi.New: %v", err)
 	}

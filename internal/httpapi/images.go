@@ -213,6 +213,13 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, key, mediaTyp
 	if err != nil {
 		return err
 	}
+	disp := mime.FormatMediaType("inline", map[string]string{"filename": filename})
+	if disp == "" {
+		disp = "inline"
+	}
+	if done, err := s.redirectToBlob(w, r, key, mediaType, disp); done || err != nil {
+		return err
+	}
 	f, err := s.blobs.Open(r.Context(), key)
 	if err != nil {
 		return err
@@ -221,12 +228,8 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, key, mediaTyp
 	h := w.Header()
 	h.Set("ETag", `"`+digest+`"`)
 	h.Set("Content-Type", mediaType)
-	disp := mime.FormatMediaType("inline", map[string]string{"filename": filename})
-	if disp == "" {
-		disp = "inline"
-	}
 	h.Set("Content-Disposition", disp)
-	h.Set("Cache-Control", "private, max-age=31536000, immutable")
+	h.Set("Cache-Control", blobCacheControl)
 	h.Set("X-Content-Type-Options", "nosniff")
 	// An uploaded SVG is served as an image, but opened directly it is a
 	// document of this origin: no scripts, no fetches, no same-origin rights.

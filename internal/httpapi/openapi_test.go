@@ -113,7 +113,7 @@ func (a *apiCheck) do(t *testing.T, base string, c call) (*http.Response, []byte
 		t.Errorf("%s %s: request does not match the document: %v", c.method, c.path, err)
 	}
 
-	resp, err := http.DefaultClient.Do(a.request(t, ctx, base, c))
+	resp, err := noRedirects.Do(a.request(t, ctx, base, c))
 	if err != nil {
 		t.Fatalf("%s %s: %v", c.method, c.path, err)
 	}
@@ -497,6 +497,33 @@ func TestOpenAPIScenario(t *testing.T) {
 			header: http.Header{"If-None-Match": {resp.Header.Get("ETag")}}, want: 304})
 		a.do(t, e.URL, call{method: "GET", path: "/api/v1/tasks/" + taskID + "/result", header: http.Header{"Range": {"bytes=99999999-"}}, want: 416})
 		a.do(t, e.URL, call{method: "GET", path: "/api/v1/tasks/no-such-task/result", want: 404})
+		// A responsive set whose second variant cannot be made (over the
+		// output limit): completed_with_errors, a manifest, each variant
+		// served like a result.
+		_, set := create(e.URL, imageID, `[{"op":"responsive","widths":[100,17000],"formats":["webp"],"enlarge":true}]`, 202)
+		setID := set["id"].(string)
+		if final := a.waitFinal(t, e.URL, setID); final["status"] != "completed_with_errors" {
+			t.Errorf("responsive task with an impossible variant ended %v, want completed_with_errors: %v", final["status"], final)
+		}
+		resp, b = a.do(t, e.URL, call{method: "GET", path: "/api/v1/tasks/" + setID + "/result", want: 200})
+		if m := decode[imgd.Manifest](t, b); resp.Header.Get("Content-Type") != "application/json" || len(m.Variants) != 1 ||
+			m.Srcset[imgd.FormatWebP] != "/api/v1/tasks/"+setID+"/variants/0 100w" || len(m.Errors) != 1 || m.Errors[0].Code != imgd.CodeOverLimit {
+			t.Errorf("manifest (%s): %s", resp.Header.Get("Content-Type"), b)
+		}
+		variant := "/api/v1/tasks/" + setID + "/variants/"
+		resp, b = a.do(t, e.URL, call{method: "GET", path: variant + "0", want: 200})
+		if resp.Header.Get("Content-Type") != "image/webp" || len(b) < 12 || string(b[8:12]) != "WEBP" {
+			t.Errorf("variant 0: %s, % x…; want a WebP", resp.Header.Get("Content-Type"), b[:min(len(b), 12)])
+		}
+		a.do(t, e.URL, call{method: "GET", path: variant + "0", header: http.Header{"Range": {"bytes=0-3"}}, want: 206})
+		a.do(t, e.URL, call{method: "GET", path: variant + "0", header: http.Header{"If-None-Match": {resp.Header.Get("ETag")}}, want: 304})
+		a.do(t, e.URL, call{method: "GET", path: variant + "0", header: http.Header{"Range": {"bytes=99999999-"}}, want: 416})
+		_, b = a.do(t, e.URL, call{method: "GET", path: variant + "1", want: 409})
+		wantCode(t, b, "conflict")
+		a.do(t, e.URL, call{method: "GET", path: variant + "2", want: 404})
+		a.do(t, e.URL, call{method: "GET", path: variant + "first", want: 400, badRequest: true})
+		a.do(t, e.URL, call{method: "GET", path: "/api/v1/tasks/no-such-task/variants/0", want: 404})
+
 		// A completed task cannot be canceled.
 		_, b = a.do(t, e.URL, call{method: "DELETE", path: "/api/v1/tasks/" + taskID, want: 409})
 		wantCode(t, b, "conflict")
@@ -701,6 +728,8 @@ func TestOpenAPIScenario(t *testing.T) {
 		}
 		a.validateError(t, "PUT", "/api/v1/tasks", b)
 	})
+
+	t.Run("presigned downloads and expired results", func(t *testing.T) { presignScenario(t, a) })
 
 	if t.Failed() {
 		return

@@ -45,6 +45,10 @@ type Options struct {
 	// WebhookDeliveries lists a task's webhook delivery attempts; nil
 	// lists none.
 	WebhookDeliveries func(ctx context.Context, taskID string) ([]webhook.Delivery, error)
+	// PresignTTL, when > 0 and Blobs can presign (S3), makes downloads of
+	// results and originals answer 302 to a presigned URL valid that long
+	// (IMGD_BLOB_PRESIGN); see redirectToBlob.
+	PresignTTL time.Duration
 }
 
 // Server serves the API. Create it with New.
@@ -58,6 +62,7 @@ type Server struct {
 	log        *slog.Logger
 	update     func(imgd.Task)
 	deliveries func(context.Context, string) ([]webhook.Delivery, error)
+	presignTTL time.Duration
 	mux        *http.ServeMux
 	routes     []string // registered patterns, in order (Routes)
 }
@@ -85,7 +90,7 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{store: o.Store, blobs: o.Blobs, engine: o.Engine, hub: o.Hub, ready: o.Ready,
 		metrics: o.Metrics, log: o.Logger, update: o.OnTaskUpdate, deliveries: o.WebhookDeliveries,
-		mux: http.NewServeMux()}
+		presignTTL: o.PresignTTL, mux: http.NewServeMux()}
 	s.imageRoutes()
 	s.taskRoutes()
 	s.compatRoutes()
@@ -297,6 +302,8 @@ func statusOf(c imgd.Code) int {
 		return http.StatusTooManyRequests
 	case imgd.CodeUnavailable, imgd.CodeCanceled:
 		return http.StatusServiceUnavailable
+	case imgd.CodeExpired:
+		return http.StatusGone
 	}
 	return http.StatusInternalServerError
 }

@@ -69,6 +69,10 @@ type Options struct {
 	// Getenv reads the S3 credentials (AWS_ACCESS_KEY_ID, …); nil means
 	// os.Getenv.
 	Getenv func(string) string
+	// ResultTTL is how long results are kept after they were made; 0
+	// keeps them for good. Processes with workers expire them
+	// (maintenance.go).
+	ResultTTL time.Duration
 }
 
 // webhookWorkers is how many webhook deliveries a process with workers
@@ -271,6 +275,9 @@ func Open(ctx context.Context, o Options) (_ *Service, err error) {
 			// Deliveries are not worth a poll every 10 ms: each poll of an
 			// idle queue is a database transaction.
 			webhook.Queue: {MaxWorkers: webhookWorkers, FetchPollInterval: time.Second},
+		}
+		if err := addMaintenance(cfg, workers, s, o.ResultTTL); err != nil {
+			return nil, err
 		}
 		if s.queue, err = newClient(cfg); err != nil {
 			return nil, fmt.Errorf("river client: %w", err)
