@@ -1,14 +1,20 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"image"
+	"image/png"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -309,12 +315,7 @@ func TestWebPage(t *testing.T) {
 		t.Errorf("curl command = %q, want the task's JSON body", curl)
 	}
 	b.shot("pipeline")
-	// Every control has a name a screen reader can say.
-	if unnamed := eval[[]string](b, `[...document.querySelectorAll("input, select, textarea, button")]
-		.filter(c => !(c.labels && c.labels.length) && !c.getAttribute("aria-label") && !c.textContent.trim())
-		.map(c => c.outerHTML.slice(0, 80))`); len(unnamed) > 0 {
-		t.Errorf("controls without a label: %v", unnamed)
-	}
+	b.checkLabels()
 
 	// Submit; the status changes arrive over SSE: no reload, no polling.
 	b.do("watch the tasks", chromedp.Evaluate[chromedp.Void](`
@@ -375,16 +376,39 @@ func TestWebPage(t *testing.T) {
 	b.waitFor("both images", `[...document.querySelectorAll(".compare img")].every(i => i.complete && i.naturalWidth > 0)`)
 	b.shot("compare")
 
-	// Delete, with confirmation.
-	b.do("delete", chromedp.Click(chromedp.ID("delete")))
-	if eval[bool](b, `document.getElementById("confirm").hidden`) {
-		t.Fatal("delete did not ask for confirmation")
+	// Escape closes the comparison and gives the focus back to its button.
+	b.do("focus the slider", chromedp.Focus(chromedp.CSS(".compare input")))
+	b.do("press Escape in the comparison", chromedp.KeyEvent(kb.Escape))
+	b.waitFor("the comparison to close", `!document.querySelector(".compare")`)
+	if got := eval[string](b, `document.activeElement.className`); got != "compare-btn" {
+		t.Errorf("after Escape in the comparison the focus is on %q, want the Compare button", got)
 	}
+
+	// Delete asks in a modal dialog, which Escape closes without deleting,
+	// giving the focus back to the Delete button.
+	b.do("delete", chromedp.Click(chromedp.ID("delete")))
+	if !eval[bool](b, `document.getElementById("confirm").open && document.getElementById("confirm").matches(":modal")`) {
+		t.Fatal("delete did not ask for confirmation in a modal dialog")
+	}
+	if got := eval[string](b, `document.activeElement.id`); got != "confirm-no" {
+		t.Errorf("the confirmation opened with the focus on %q, want confirm-no (the safe choice)", got)
+	}
+	b.shot("confirm")
+	b.do("press Escape", chromedp.KeyEvent(kb.Escape))
+	b.waitFor("the dialog to close", `!document.getElementById("confirm").open`)
+	b.waitFor("the focus back on Delete", `document.activeElement.id === "delete"`)
+	if resp, _ := e.do("GET", "/api/v1/images/"+im.ID, nil, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("image gone after Escape: GET = %d", resp.StatusCode)
+	}
+	// "Keep it" also closes it, back on Delete.
+	b.do("delete, then keep", chromedp.Click(chromedp.ID("delete")), chromedp.Click(chromedp.ID("confirm-no")))
+	b.waitFor("the dialog to close after Keep it", `!document.getElementById("confirm").open && document.activeElement.id === "delete"`)
+	b.do("delete again", chromedp.Click(chromedp.ID("delete")))
 	if resp, _ := e.do("GET", "/api/v1/images/"+im.ID, nil, nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("image gone before the confirmation: GET = %d", resp.StatusCode)
 	}
 	b.do("confirm", chromedp.Click(chromedp.ID("confirm-yes")))
-	b.waitFor("the image to go", `document.getElementById("detail").hidden && document.querySelectorAll("#images button").length === 0`)
+	b.waitFor("the image to go", `document.getElementById("detail").hidden && document.querySelectorAll("#images button").length === 0 && !document.getElementById("confirm").open`)
 	if resp, body := e.do("GET", "/api/v1/images/"+im.ID, nil, nil); resp.StatusCode != http.StatusNotFound || errorCode(t, body) != "not_found" {
 		t.Errorf("GET the deleted image = %d %s, want 404 not_found", resp.StatusCode, body)
 	}
@@ -609,5 +633,411 @@ func TestWebMounted(t *testing.T) {
 	}
 	if resp, body := e.do("GET", "/nope", nil, nil); resp.StatusCode != http.StatusNotFound || errorCode(t, body) != "not_found" {
 		t.Errorf("GET /nope = %d %s, want the API's 404", resp.StatusCode, body)
+	}
+}
+
+// checkLabels checks that every control has a name a screen reader can say.
+func (b *browser) checkLabels() {
+	b.t.Helper()
+	if unnamed := eval[[]string](b, `[...document.querySelectorAll("input, select, textarea, button")]
+		.filter(c => !(c.labels && c.labels.length) && !c.getAttribute("aria-label") && !c.textContent.trim())
+		.map(c => c.outerHTML.slice(0, 80))`); len(unnamed) > 0 {
+		b.t.Errorf("controls without a label: %v", unnamed)
+	}
+}
+
+// openUploaded uploads a file by the page's file input and opens it,
+// returning the image as the API has it.
+func (b *browser) openUploaded(e *env, file string) imgd.Image {
+	b.t.Helper()
+	b.do("choose "+filepath.Base(file), chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{file}))
+	b.waitFor("the upload of "+filepath.Base(file), `[...document.querySelectorAll('#uploads li[data-state="done"]')].some(li => li.dataset.name === `+jsString(filepath.Base(file))+`)`)
+	_, body := e.do("GET", "/api/v1/images?limit=1", nil, nil)
+	items := decode[struct{ Items []imgd.Image }](b.t, body).Items
+	if len(items) == 0 || items[0].Filename != filepath.Base(file) {
+		b.t.Fatalf("newest image after uploading %s: %s", file, body)
+	}
+	im := items[0]
+	b.waitFor("the image in the gallery", `document.querySelector('#images button[data-id="`+im.ID+`"]')`)
+	b.do("open the image", chromedp.Click(chromedp.CSS(`#images button[data-id="`+im.ID+`"]`)))
+	b.waitFor("the image panel", `!document.getElementById("detail").hidden && document.getElementById("meta").textContent.includes("`+im.ID+`")`)
+	return im
+}
+
+// jsString quotes s as a JavaScript string literal.
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// setField sets a field of the pipeline form and tells the page, as a
+// user's change would.
+func (b *browser) setField(sel, value string) {
+	b.t.Helper()
+	b.do("set "+sel, chromedp.Evaluate[chromedp.Void](`(f => { f.value = `+jsString(value)+`; f.dispatchEvent(new Event("change", {bubbles: true})); })(document.querySelector(`+jsString(sel)+`))`))
+}
+
+// submitWatched submits the form and waits until the new task is final on
+// the page. Its status must come from the event stream: the page asks for
+// no task status after submitting (results and variants, which are images,
+// may load). It returns the task as the API has it.
+func (b *browser) submitWatched(e *env) imgd.Task {
+	b.t.Helper()
+	b.do("watch the tasks", chromedp.Evaluate[chromedp.Void](`
+		window.__known = new Set([...document.querySelectorAll("#tasks li")].map(li => li.dataset.id));
+		performance.clearResourceTimings();`))
+	b.do("submit", chromedp.Click(chromedp.ID("submit")))
+	final := `["completed", "completed_with_errors", "failed", "canceled"].includes(li.dataset.status)`
+	b.do("wait for the new task to finish", chromedp.Poll[chromedp.Void](
+		`[...document.querySelectorAll("#tasks li")].some(li => !window.__known.has(li.dataset.id) && `+final+`)`,
+		chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(60*time.Second)))
+	id := eval[string](b, `[...document.querySelectorAll("#tasks li")].find(li => !window.__known.has(li.dataset.id)).dataset.id`)
+	fetched := eval[[]string](b, `performance.getEntriesByType("resource").map(r => r.name)
+		.filter(n => n.includes("/api/v1/") && !n.endsWith("/api/v1/tasks") && !n.endsWith("/result") && !/\/variants\/\d+$/.test(n))`)
+	if len(fetched) > 0 {
+		b.t.Errorf("the page fetched %v after submitting: the status must come from the event stream", fetched)
+	}
+	return e.waitTask(id, 10*time.Second)
+}
+
+// outputShown returns the text the page shows for key of a step's output
+// in the task's item, or "" when it shows none.
+func outputShown(b *browser, taskID, op, key string) string {
+	return eval[string](b, `(s => s ? s.textContent : "")(document.querySelector('#tasks li[data-id="`+taskID+`"] .outputs dd[data-op="`+op+`"] [data-key="`+key+`"]'))`)
+}
+
+// checkOutputsShown checks that the page shows every field of a completed
+// task's outputs.<op> as the API has it, and returns those outputs.
+func checkOutputsShown(b *browser, task imgd.Task, op string) map[string]any {
+	b.t.Helper()
+	var outs map[string]map[string]any
+	if err := json.Unmarshal(task.Result.Outputs, &outs); err != nil || len(outs[op]) == 0 {
+		b.t.Fatalf("task outputs %s: want outputs.%s (%v)", task.Result.Outputs, op, err)
+	}
+	for k, v := range outs[op] {
+		got := outputShown(b, task.ID, op, k)
+		label := strings.ReplaceAll(k, "_", " ") + " "
+		want, ok := label+fmt.Sprint(v), false
+		switch v := v.(type) {
+		case bool:
+			want = label + map[bool]string{true: "yes", false: "no"}[v]
+		case float64:
+			switch k {
+			case "bytes": // "bytes 12.3 KB (12345 bytes)"
+				want = label + "… " + fmt.Sprintf("(%d bytes)", int64(v))
+				ok = strings.HasPrefix(got, label) && strings.HasSuffix(got, fmt.Sprintf("(%d bytes)", int64(v)))
+			case "angle", "skew":
+				want = label + strconv.FormatFloat(math.Round(v*100)/100, 'f', -1, 64) + "°"
+			default:
+				want = label + strconv.FormatFloat(math.Round(v*10000)/10000, 'f', -1, 64)
+			}
+		case map[string]any, []any: // lists and objects in words: not compared here
+			ok = strings.HasPrefix(got, label)
+		}
+		if got != want && !ok {
+			b.t.Errorf("outputs.%s.%s = %v shown as %q, want %q", op, k, v, got, want)
+		}
+	}
+	return outs[op]
+}
+
+// runEngine runs a pipeline on data with the env's engine.
+func runEngine(t *testing.T, e *env, data []byte, pipeline string) []byte {
+	t.Helper()
+	r, err := e.Svc.Engine.Run(t.Context(), data, imgd.MustParsePipeline(pipeline))
+	if err != nil {
+		t.Fatalf("engine run %s: %v", pipeline, err)
+	}
+	return r.Data
+}
+
+// TestWebPageCompress builds a compress step with an SSIM target from the
+// form, follows it to completed over SSE, and checks what the page shows
+// against the API: the step's outputs, the size and the savings.
+func TestWebPageCompress(t *testing.T) {
+	b := newBrowser(t)
+	e, url := newWebEnv(t, envOptions{})
+	b.do("load the page", chromedp.Navigate(url+"/"))
+	b.waitFor("the event stream", `document.getElementById("live").dataset.state === "live"`)
+	im := b.openUploaded(e, imgtest.Path(t, "photos/jpeg-icc.jpg"))
+
+	b.do("add a compress step", chromedp.SetValue(chromedp.ID("add-op"), "compress"), chromedp.Click(chromedp.ID("add-step")))
+	step := `#steps li[data-op="compress"] `
+	if !eval[bool](b, `document.querySelector('`+step+`[name="ssim"]').disabled`) {
+		t.Error("the SSIM field is enabled while a named quality level is chosen")
+	}
+	if got, want := eval[string](b, `document.getElementById("pipeline-json").value`), `[{"op":"compress","format":"auto","quality":"high"}]`; got != want {
+		t.Errorf("default compress pipeline = %s, want %s", got, want)
+	}
+	b.setField(step+`select[name="format"]`, "webp")
+	b.setField(step+`select[name="quality"]`, "ssim")
+	if eval[bool](b, `document.querySelector('`+step+`[name="ssim"]').disabled`) {
+		t.Error("the SSIM field is disabled with the SSIM target chosen")
+	}
+	b.setField(step+`input[name="ssim"]`, "0.97")
+	pipeline := eval[string](b, `document.getElementById("pipeline-json").value`)
+	if want := `[{"op":"compress","format":"webp","target":{"ssim":0.97}}]`; pipeline != want {
+		t.Errorf("compress pipeline = %s, want %s", pipeline, want)
+	}
+	if curl := eval[string](b, `document.getElementById("curl").value`); !strings.Contains(curl, `"pipeline":`+pipeline) {
+		t.Errorf("curl command = %q, want the pipeline %s", curl, pipeline)
+	}
+	b.checkLabels()
+	b.shot("compress-form")
+
+	task := b.submitWatched(e)
+	if task.Status != imgd.TaskCompleted || task.Result == nil || task.Result.Format != imgd.FormatWebP {
+		t.Fatalf("compress task = %+v, want completed as WebP", task)
+	}
+	li := `#tasks li[data-id="` + task.ID + `"] `
+	b.waitFor("the outputs", `document.querySelector('`+li+`.outputs dd[data-op="compress"]')`)
+	b.shot("compress-done")
+	outs := checkOutputsShown(b, task, "compress")
+	for _, k := range []string{"format", "quality_used", "score", "bytes"} {
+		if _, ok := outs[k]; !ok {
+			t.Errorf("outputs.compress has no %s: %v", k, outs)
+		}
+	}
+	// The size and the savings against the original, in bytes and percent.
+	if got, want := eval[string](b, `document.querySelector('`+li+`.bytes').textContent`), fmt.Sprintf("(%d bytes)", task.Result.Bytes); !strings.HasSuffix(got, want) {
+		t.Errorf("result size shown = %q, want it to end with %q", got, want)
+	}
+	saved := im.Bytes - task.Result.Bytes
+	pct := strconv.FormatFloat(math.Round(math.Abs(float64(saved))*1000/float64(im.Bytes))/10, 'f', -1, 64)
+	if got, want := eval[string](b, `document.querySelector('`+li+`.saving').textContent`), fmt.Sprintf("(%d bytes, %s%%)", max(saved, -saved), pct); !strings.HasSuffix(got, want) || !strings.HasPrefix(got, map[bool]string{true: "saves ", false: "adds "}[saved >= 0]) {
+		t.Errorf("savings shown = %q, want %s… ending %q", got, map[bool]string{true: "saves", false: "adds"}[saved >= 0], want)
+	}
+	// The download is the WebP the task describes.
+	href := eval[string](b, `document.querySelector('`+li+`a.download').getAttribute("href")`)
+	resp, data := fetch(t, "GET", url+href, nil, nil)
+	info, err := e.Svc.Engine.Probe(data)
+	if resp.StatusCode != http.StatusOK || err != nil || info.Format != imgd.FormatWebP || int64(len(data)) != task.Result.Bytes || info.Width != im.Width {
+		t.Errorf("download %s = %d, %+v, %d bytes, %v; want the %d-byte WebP %d wide", href, resp.StatusCode, info, len(data), err, task.Result.Bytes, im.Width)
+	}
+	if bad := badMessages(b.console(0)); len(bad) > 0 {
+		t.Errorf("console:\n%s", strings.Join(bad, "\n"))
+	}
+}
+
+// TestWebPageOrientation uploads a document page turned a quarter turn,
+// runs detect_orientation with fix from the form, and checks that the page
+// shows the detected angle (as the API reports it) and that the result is
+// the upright page; then deskews a page turned 4° and sees the skew.
+func TestWebPageOrientation(t *testing.T) {
+	b := newBrowser(t)
+	e, url := newWebEnv(t, envOptions{})
+	page := imgtest.Read(t, "documents/doc-page-150dpi-gray.jpg")
+	upright := runEngine(t, e, page, `[{"op":"resize","width":620},{"op":"convert","format":"png"}]`)
+	turned := filepath.Join(t.TempDir(), "turned-page.png")
+	if err := os.WriteFile(turned, runEngine(t, e, upright, `[{"op":"rotate","angle":90}]`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.do("load the page", chromedp.Navigate(url+"/"))
+	b.waitFor("the event stream", `document.getElementById("live").dataset.state === "live"`)
+	im := b.openUploaded(e, turned)
+	if im.Width <= im.Height {
+		t.Fatalf("turned page is %d×%d, want landscape", im.Width, im.Height)
+	}
+
+	b.do("add a detect_orientation step", chromedp.SetValue(chromedp.ID("add-op"), "detect_orientation"), chromedp.Click(chromedp.ID("add-step")),
+		chromedp.Click(chromedp.CSS(`#steps li[data-op="detect_orientation"] input[name="fix"]`)))
+	if got, want := eval[string](b, `document.getElementById("pipeline-json").value`), `[{"op":"detect_orientation","fix":true}]`; got != want {
+		t.Errorf("pipeline = %s, want %s", got, want)
+	}
+	b.checkLabels()
+	b.shot("orientation-form")
+	task := b.submitWatched(e)
+	if task.Status != imgd.TaskCompleted || task.Result == nil {
+		t.Fatalf("detect_orientation task = %+v, want completed", task)
+	}
+	b.waitFor("the outputs", `document.querySelector('#tasks li[data-id="`+task.ID+`"] .outputs dd[data-op="detect_orientation"]')`)
+	b.shot("orientation-done")
+	outs := checkOutputsShown(b, task, "detect_orientation")
+	angle, ok := outs["angle"].(float64)
+	if !ok {
+		t.Fatalf("outputs.detect_orientation = %v, want an angle", outs)
+	}
+	if a := math.Mod(angle+360, 360); math.Abs(a-90) > 1 && math.Abs(a-270) > 1 {
+		t.Errorf("detected angle %v for a page turned a quarter turn, want 90 or 270", angle)
+	}
+	// The fixed result is the upright page, not the page upside down.
+	if got, want := eval[string](b, `document.querySelector('#tasks li[data-id="`+task.ID+`"] .dims').textContent`),
+		fmt.Sprintf("%d×%d %s", task.Result.Width, task.Result.Height, task.Result.Format); got != want {
+		t.Errorf("result dimensions shown = %q, want %q", got, want)
+	}
+	href := eval[string](b, `document.querySelector('#tasks li[data-id="`+task.ID+`"] a.download').getAttribute("href")`)
+	_, fixed := fetch(t, "GET", url+href, nil, nil)
+	small := `[{"op":"resize","width":62,"height":88,"fit":"fill"},{"op":"grayscale"},{"op":"convert","format":"png"}]`
+	decodePNG := func(b []byte) image.Image {
+		m, err := png.Decode(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+		return m
+	}
+	got := decodePNG(runEngine(t, e, fixed, small))
+	up := decodePNG(runEngine(t, e, upright, small))
+	down := decodePNG(runEngine(t, e, runEngine(t, e, upright, `[{"op":"rotate","angle":180}]`), small))
+	if du, dd := meanAbsDiff(got, up), meanAbsDiff(got, down); du >= dd/2 {
+		t.Errorf("fixed page differs from the upright page by %.1f and from it upside down by %.1f: not upright", du, dd)
+	}
+
+	// Deskew, from its form, on the page turned 4°: the skew it measured.
+	skewed := filepath.Join(t.TempDir(), "skewed-page.png")
+	if err := os.WriteFile(skewed, runEngine(t, e, upright, `[{"op":"rotate","angle":4,"background":"#ffffff"}]`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.openUploaded(e, skewed)
+	b.do("replace the step with deskew",
+		chromedp.Click(chromedp.CSS(`#steps li[data-op="detect_orientation"] button[aria-label="Remove detect_orientation"]`)),
+		chromedp.SetValue(chromedp.ID("add-op"), "deskew"), chromedp.Click(chromedp.ID("add-step")))
+	b.setField(`#steps li[data-op="deskew"] input[name="max_angle"]`, "10")
+	if got, want := eval[string](b, `document.getElementById("pipeline-json").value`), `[{"op":"deskew","max_angle":10}]`; got != want {
+		t.Errorf("pipeline = %s, want %s", got, want)
+	}
+	b.checkLabels()
+	task = b.submitWatched(e)
+	if task.Status != imgd.TaskCompleted || task.Result == nil {
+		t.Fatalf("deskew task = %+v, want completed", task)
+	}
+	b.waitFor("the deskew outputs", `document.querySelector('#tasks li[data-id="`+task.ID+`"] .outputs dd[data-op="deskew"]')`)
+	b.shot("deskew-done")
+	outs = checkOutputsShown(b, task, "deskew")
+	if skew, _ := outs["skew"].(float64); math.Abs(math.Abs(skew)-4) > 0.5 {
+		t.Errorf("deskew measured %v° on a page turned 4°", outs["skew"])
+	}
+	if bad := badMessages(b.console(0)); len(bad) > 0 {
+		t.Errorf("console:\n%s", strings.Join(bad, "\n"))
+	}
+}
+
+// TestWebPageResponsive builds responsive sets from the form: one whose
+// variants all succeed, listed with working downloads and the srcset, and
+// one with widths over the output limit, which ends completed_with_errors
+// with the failed variants' errors shown.
+func TestWebPageResponsive(t *testing.T) {
+	b := newBrowser(t)
+	limits := engine.DefaultLimits()
+	limits.MaxOutputDimension = 1000
+	e, url := newWebEnv(t, envOptions{limits: limits})
+	b.do("load the page", chromedp.Navigate(url+"/"))
+	b.waitFor("the event stream", `document.getElementById("live").dataset.state === "live"`)
+	im := b.openUploaded(e, imgtest.Path(t, "photos/jpeg-baseline-small.jpg"))
+
+	b.do("add a responsive step", chromedp.SetValue(chromedp.ID("add-op"), "responsive"), chromedp.Click(chromedp.ID("add-step")))
+	step := `#steps li[data-op="responsive"] `
+	b.setField(step+`input[name="widths"]`, "160, 320")
+	b.setField(step+`select[name="quality"]`, "medium")
+	if got, want := eval[string](b, `document.getElementById("pipeline-json").value`), `[{"op":"responsive","widths":[160,320],"formats":["webp","jpeg"],"quality":"medium"}]`; got != want {
+		t.Errorf("responsive pipeline = %s, want %s", got, want)
+	}
+	b.checkLabels()
+	b.shot("responsive-form")
+	task := b.submitWatched(e)
+	if task.Status != imgd.TaskCompleted || task.Result == nil || len(task.Result.Variants) != 4 {
+		t.Fatalf("responsive task = %+v, want completed with 4 variants", task)
+	}
+	li := `#tasks li[data-id="` + task.ID + `"] `
+	b.waitFor("the variants", `document.querySelectorAll('`+li+`.variants tbody tr').length === 4`)
+	b.shot("responsive-done")
+	for _, v := range task.Result.Variants {
+		row := li + `.variants tr[data-index="` + strconv.Itoa(v.Index) + `"] `
+		if got, want := eval[string](b, `document.querySelector('`+row+`.dims').textContent`), fmt.Sprintf("%d×%d %s", v.Width, v.Height, v.Format); got != want {
+			t.Errorf("variant %d shown as %q, want %q", v.Index, got, want)
+		}
+		var vo struct {
+			Compress struct {
+				QualityUsed *float64 `json:"quality_used"`
+			} `json:"compress"`
+		}
+		if err := json.Unmarshal(v.Outputs, &vo); err != nil || vo.Compress.QualityUsed == nil {
+			t.Errorf("variant %d outputs %s: want compress.quality_used (%v)", v.Index, v.Outputs, err)
+		} else if got, want := eval[string](b, `document.querySelector('`+row+`.encoding').textContent`), fmt.Sprintf("q %g", *vo.Compress.QualityUsed); !strings.HasPrefix(got, want) {
+			t.Errorf("variant %d encoding shown as %q, want it to start with %q", v.Index, got, want)
+		}
+		href := eval[string](b, `document.querySelector('`+row+`a.download').getAttribute("href")`)
+		if want := imgd.VariantURL(task.ID, v.Index); href != want {
+			t.Errorf("variant %d links %s, want %s", v.Index, href, want)
+		}
+		// The link works from the page's origin, and gives that variant.
+		resp, data := fetch(t, "GET", url+href, nil, nil)
+		info, err := e.Svc.Engine.Probe(data)
+		if resp.StatusCode != http.StatusOK || err != nil || info.Format != v.Format || info.Width != v.Width || int64(len(data)) != v.Bytes {
+			t.Errorf("GET %s = %d, %+v, %d bytes, %v; want the %d-byte %s %d wide", href, resp.StatusCode, info, len(data), err, v.Bytes, v.Format, v.Width)
+		}
+	}
+	for f, want := range task.Result.Srcset {
+		if got := eval[string](b, `(c => c ? c.textContent : "")(document.querySelector('`+li+`.srcset code[data-format="`+string(f)+`"]'))`); got != want {
+			t.Errorf("srcset %s shown as %q, want %q", f, got, want)
+		}
+	}
+	if len(task.Result.Srcset) != 2 {
+		t.Errorf("task srcset = %v, want webp and jpeg", task.Result.Srcset)
+	}
+	if eval[bool](b, `!!document.querySelector('`+li+`.compare-btn')`) {
+		t.Error("a responsive set offers a comparison with its manifest")
+	}
+	// After a reload the set comes from the image's task list: the same.
+	shown := eval[string](b, `document.querySelector('`+li+`.variants').textContent`)
+	b.do("reload", chromedp.Reload())
+	b.waitFor("the gallery", `document.querySelector('#images button[data-id="`+im.ID+`"]')`)
+	b.do("open the image", chromedp.Click(chromedp.CSS(`#images button[data-id="`+im.ID+`"]`)))
+	b.waitFor("the variants after the reload", `document.querySelector('`+li+`.variants')`)
+	if got := eval[string](b, `document.querySelector('`+li+`.variants').textContent`); got != shown {
+		t.Errorf("after a reload the set shows %q, want %q as before", got, shown)
+	}
+	b.do("add the responsive step again", chromedp.SetValue(chromedp.ID("add-op"), "responsive"), chromedp.Click(chromedp.ID("add-step")))
+
+	// Enlarged past the output limit: those variants fail, the rest do not.
+	b.do("allow enlarging", chromedp.Click(chromedp.CSS(step+`input[name="enlarge"]`)))
+	b.setField(step+`input[name="widths"]`, "200,1200")
+	b.setField(step+`select[name="quality"]`, "medium")
+	task = b.submitWatched(e)
+	if task.Status != imgd.TaskCompletedWithErrors || task.Result == nil {
+		t.Fatalf("responsive task over the limit = %+v, want completed_with_errors", task)
+	}
+	li = `#tasks li[data-id="` + task.ID + `"] `
+	b.waitFor("the variants", `document.querySelector('`+li+`.variants')`)
+	b.shot("responsive-errors")
+	if got := eval[string](b, `document.querySelector('`+li+`.status').textContent`); got != "completed_with_errors" {
+		t.Errorf("status shown = %q, want completed_with_errors", got)
+	}
+	failed := 0
+	for _, v := range task.Result.Variants {
+		row := li + `.variants tr[data-index="` + strconv.Itoa(v.Index) + `"] `
+		if v.Failed() {
+			failed++
+			got := eval[string](b, `(c => c ? c.textContent : "")(document.querySelector('`+row+`.error'))`)
+			if !strings.Contains(got, v.ErrorMessage) || !strings.HasPrefix(got, "Over the size limits") && v.ErrorCode == imgd.CodeOverLimit {
+				t.Errorf("failed variant %d (%s: %s) shown as %q", v.Index, v.ErrorCode, v.ErrorMessage, got)
+			}
+			if got, want := eval[string](b, `document.querySelector('`+row+`.asked').textContent`), fmt.Sprintf("%dw %s", v.Width, v.Format); got != want {
+				t.Errorf("failed variant %d shown as asked for %q, want %q", v.Index, got, want)
+			}
+			continue
+		}
+		if eval[bool](b, `!document.querySelector('`+row+`a.download')`) {
+			t.Errorf("variant %d succeeded but has no download link", v.Index)
+		}
+	}
+	if failed == 0 || failed == len(task.Result.Variants) {
+		t.Fatalf("variants %+v: want some failed (over %d px) and some not", task.Result.Variants, limits.MaxOutputDimension)
+	}
+	if got, want := eval[string](b, `document.querySelector('`+li+`.variant-errors').textContent`), fmt.Sprintf("%d of %d variants failed", failed, len(task.Result.Variants)); got != want {
+		t.Errorf("variant errors summary = %q, want %q", got, want)
+	}
+	// The variants table fits a phone's width (it scrolls inside its box).
+	b.do("phone width", chromedp.EmulateViewport(390, 844))
+	if w := eval[int](b, `document.documentElement.scrollWidth`); w > 390 {
+		t.Errorf("page is %d px wide at a 390 px viewport", w)
+	}
+	b.shot("responsive-phone")
+	// The status filter knows the new status.
+	b.setField("#status-filter", "completed_with_errors")
+	if got := eval[string](b, `[...document.querySelectorAll("#tasks li")].map(li => li.dataset.id).join()`); got != task.ID {
+		t.Errorf("filter completed_with_errors shows %q, want %q", got, task.ID)
+	}
+	if bad := badMessages(b.console(0)); len(bad) > 0 {
+		t.Errorf("console:\n%s", strings.Join(bad, "\n"))
 	}
 }

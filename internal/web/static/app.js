@@ -215,6 +215,7 @@ function removeImage(id) {
   if (state.selected && state.selected.id === id) {
     state.selected = null;
     $('detail').hidden = true;
+    if ($('confirm').open) $('confirm').close('deleted');
   }
   renderGallery();
 }
@@ -238,7 +239,9 @@ function isThumbTask(t) {
 function thumbURL(im) {
   const t = state.tasks.get(state.thumbs.get(im.id));
   if (!t) return null;
-  if (t.status === 'completed') return API + '/tasks/' + t.id + '/result';
+  // An expired result (IMGD_RESULT_TTL) is gone: the browser scales the
+  // original then, as for a failure. (Events carry no result_url.)
+  if (t.status === 'completed') return t.error_code === 'expired' ? contentURL(im) : API + '/tasks/' + t.id + '/result';
   if (t.status === 'failed' || t.status === 'canceled') return contentURL(im); // the browser scales the original
   return null;
 }
@@ -317,32 +320,36 @@ function renderDetail() {
     ['ID', im.id],
   ];
   $('meta').replaceChildren(...rows.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]));
-  $('confirm').hidden = true;
-  $('delete').hidden = false;
+  if ($('confirm').open) $('confirm').close();
   updatePipelineText();
   renderTasks();
 }
 
+// The confirmation is a modal <dialog>: the browser keeps the focus in it
+// and closes it on Escape; closing it any way but by deleting gives the
+// focus back to the button that opened it.
 function setupDelete() {
+  const dialog = $('confirm');
   $('delete').addEventListener('click', () => {
-    $('delete').hidden = true;
-    $('confirm').hidden = false;
+    dialog.returnValue = '';
+    dialog.showModal();
     $('confirm-no').focus();
   });
-  $('confirm-no').addEventListener('click', () => {
-    $('confirm').hidden = true;
-    $('delete').hidden = false;
-    $('delete').focus();
+  $('confirm-no').addEventListener('click', () => dialog.close('keep'));
+  dialog.addEventListener('close', () => {
+    if (dialog.returnValue !== 'deleted' && !$('detail').hidden) $('delete').focus();
   });
   $('confirm-yes').addEventListener('click', async () => {
     const im = state.selected;
     try {
       await api('DELETE', '/images/' + encodeURIComponent(im.id));
+      dialog.close('deleted');
       removeImage(im.id);
       announce((im.filename || im.id) + ' deleted');
       $('gallery-h').setAttribute('tabindex', '-1');
       $('gallery-h').focus();
     } catch (err) {
+      dialog.close('failed');
       $('form-error').textContent = err.humane();
     }
   });
@@ -379,8 +386,17 @@ const PALETTES = {
     '#ff004d', '#ffa300', '#ffec27', '#00e436', '#29adff', '#83769c', '#ff77a8', '#ffccaa'],
 };
 
-// Each field: name (the JSON parameter), kind, and for checkboxes the
-// default the API fills (only a different value is sent).
+// The target of compress and responsive: "quality" names a level, or
+// "ssim" asks for that score in "target".
+const TARGET = [
+  { name: 'quality', kind: 'select', options: ['high', 'medium', 'low', 'ssim'], label: 'target quality' },
+  { name: 'ssim', kind: 'num', min: 0.95, max: 0.999, step: '0.001', value: '0.98', label: 'target SSIM' },
+];
+
+// Each field: name (the JSON parameter), kind (int, num, text, select,
+// check; list: comma-separated numbers; multi: one checkbox per option),
+// an optional label, and for checkboxes the default the API fills (only a
+// different value is sent).
 const OPS = {
   resize: [
     { name: 'width', kind: 'int', min: 1 }, { name: 'height', kind: 'int', min: 1 },
@@ -394,6 +410,28 @@ const OPS = {
     { name: 'lossless', kind: 'check', dflt: false },
     { name: 'progressive', kind: 'check', dflt: false },
     { name: 'strip', kind: 'check', dflt: true, label: 'strip metadata' },
+  ],
+  // compress: the encoder's quality is searched to reach a target: a named
+  // level, or an SSIM score (the "ssim" choice enables the score field).
+  compress: [
+    { name: 'format', kind: 'select', options: ['auto', 'webp', 'jpeg', 'avif', 'png'] },
+    ...TARGET,
+    { name: 'max_bytes', kind: 'int', min: 1, label: 'max bytes' },
+    { name: 'strip', kind: 'check', dflt: true, label: 'strip metadata' },
+  ],
+  responsive: [
+    { name: 'widths', kind: 'list', value: '320,640,1280', label: 'widths (px, comma-separated)' },
+    { name: 'formats', kind: 'multi', options: ['webp', 'avif', 'jpeg', 'png', 'gif', 'auto'], checked: ['webp', 'jpeg'] },
+    ...TARGET,
+    { name: 'enlarge', kind: 'check', dflt: false },
+  ],
+  detect_orientation: [
+    { name: 'fix', kind: 'check', dflt: false, label: 'fix (rotate upright)' },
+    { name: 'min_confidence', kind: 'num', min: 0, max: 1, step: '0.05', placeholder: '0.5', label: 'min confidence' },
+  ],
+  deskew: [
+    { name: 'max_angle', kind: 'num', min: 0.1, max: 20, placeholder: '15', label: 'max angle (°)' },
+    { name: 'background', kind: 'text', placeholder: '#ffffff' },
   ],
   rotate: [{ name: 'angle', kind: 'num', value: '90' }, { name: 'background', kind: 'text', placeholder: '#000000' }],
   flip: [{ name: 'direction', kind: 'select', options: ['horizontal', 'vertical', 'both'] }],
@@ -422,6 +460,13 @@ function addStep(op) {
   for (const f of OPS[op]) {
     const id = 's' + n + '-' + f.name;
     let input;
+    if (f.kind === 'multi') {
+      li.append(el('fieldset', { class: 'multi' }, el('legend', { text: f.label || f.name }),
+        ...f.options.map((o) => el('span', { class: 'check' },
+          el('input', { id: id + '-' + o, name: f.name, type: 'checkbox', value: o, checked: f.checked.includes(o) }),
+          el('label', { for: id + '-' + o, text: o })))));
+      continue;
+    }
     if (f.kind === 'select') {
       input = el('select', { id, name: f.name }, ...f.options.map((o) => el('option', { value: o, text: o })));
     } else if (f.kind === 'check') {
@@ -430,11 +475,11 @@ function addStep(op) {
       continue;
     } else {
       input = el('input', {
-        id, name: f.name, type: f.kind === 'text' ? 'text' : 'number', inputmode: f.kind === 'int' ? 'numeric' : undefined,
-        min: f.min, max: f.max, step: f.kind === 'num' ? 'any' : undefined, value: f.value, placeholder: f.placeholder,
+        id, name: f.name, type: f.kind === 'text' || f.kind === 'list' ? 'text' : 'number', inputmode: f.kind === 'int' ? 'numeric' : undefined,
+        min: f.min, max: f.max, step: f.step || (f.kind === 'num' ? 'any' : undefined), value: f.value, placeholder: f.placeholder,
       });
     }
-    li.append(el('span', { class: 'field' }, el('label', { for: id, text: f.name }), input));
+    li.append(el('span', { class: 'field' }, el('label', { for: id, text: f.label || f.name }), input));
   }
   if (op === 'dither') {
     li.append(el('span', { class: 'swatches', 'aria-hidden': 'true' }));
@@ -461,7 +506,13 @@ function pipelineFromForm() {
     const step = { op };
     for (const f of OPS[op]) {
       const input = li.querySelector('[name="' + f.name + '"]');
-      if (f.kind === 'check') {
+      if (f.kind === 'multi') {
+        step[f.name] = [...li.querySelectorAll('[name="' + f.name + '"]:checked')].map((c) => c.value);
+      } else if (f.kind === 'list') {
+        // Numbers where they read as numbers; anything else is sent as
+        // typed, for the API to name the bad value.
+        step[f.name] = input.value.split(/[\s,]+/).filter(Boolean).map((v) => (Number.isFinite(Number(v)) ? Number(v) : v));
+      } else if (f.kind === 'check') {
         if (input.checked !== f.dflt) step[f.name] = input.checked;
       } else if (f.kind === 'int' || f.kind === 'num') {
         if (input.value.trim() !== '') step[f.name] = Number(input.value);
@@ -480,10 +531,23 @@ function pipelineFromForm() {
       }));
       scheduleDitherPreview(li, step);
     }
+    if (OPS[op].includes(TARGET[0])) targetFromForm(li, step);
     if (op === 'resize' && step.fit === 'inside') delete step.fit;
     if (op === 'resize' && step.gravity === 'centre') delete step.gravity;
     return step;
   });
+}
+
+// targetFromForm turns the target fields into the API's form: a named
+// level in "quality", or {"target": {"ssim": score}}.
+function targetFromForm(li, step) {
+  const ssim = li.querySelector('[name="ssim"]');
+  ssim.disabled = step.quality !== 'ssim';
+  if (step.quality === 'ssim') {
+    delete step.quality;
+    step.target = { ssim: step.ssim };
+  }
+  delete step.ssim;
 }
 
 // ---- Dither preview: a small copy of the image dithered in the page, so
@@ -672,7 +736,10 @@ function setupBuilder() {
 
 // ---- Tasks ----
 
-const RANK = { pending: 0, processing: 1, completed: 2, failed: 2, canceled: 2 };
+const RANK = { pending: 0, processing: 1, completed: 2, completed_with_errors: 2, failed: 2, canceled: 2 };
+// The final statuses that have a result (completed_with_errors: a
+// responsive set of which some variants failed).
+const DONE = new Set(['completed', 'completed_with_errors']);
 
 // mergeTask keeps the most advanced state of a task: (attempt, rank of the
 // status), so an answer that arrives after a newer event does not undo it.
@@ -694,7 +761,10 @@ function duration(from, to) {
 }
 
 function pipelineSummary(p) {
-  return (p || []).map((s) => textStep(s) || s.op).join(' → ');
+  return (p || []).map((s) => {
+    const { op, ...params } = s;
+    return textStep(s) || op + ' ' + JSON.stringify(params);
+  }).join(' → ');
 }
 
 function renderTasks() {
@@ -728,19 +798,108 @@ function taskItem(t, im) {
     li.append(el('p', { class: 'error task-error', text: (HUMANE[t.error_code] || t.error_code) + ': ' + t.error_message }));
   }
   const r = t.result;
-  if (t.status === 'completed' && r) {
-    const url = t.result_url || API + '/tasks/' + t.id + '/result';
-    const saved = im.bytes - r.bytes;
-    const pct = im.bytes ? Math.round((saved / im.bytes) * 1000) / 10 : 0;
-    const base = (im.filename || 'image').replace(/\.[^.]*$/, '');
+  if (!DONE.has(t.status) || !r) return li;
+  const url = t.result_url || API + '/tasks/' + t.id + '/result';
+  const base = (im.filename || 'image').replace(/\.[^.]*$/, '');
+  if (Array.isArray(r.variants)) {
+    li.append(variantsView(t, im, base), el('a', { class: 'manifest', href: url, download: base + '-manifest.json', text: 'Download the manifest (JSON)' }));
+  } else {
     li.append(el('div', { class: 'result' },
       el('span', { class: 'dims', text: r.width + '×' + r.height + ' ' + r.format }),
       el('span', { class: 'bytes', text: formatBytes(r.bytes) + ' (' + r.bytes + ' bytes)' }),
-      el('span', { class: 'saving', text: (saved >= 0 ? 'saves ' : 'adds ') + formatBytes(Math.abs(saved)) + ' (' + Math.abs(pct) + '%)' }),
-      el('a', { class: 'download', href: url, download: base + '.' + (r.format === 'jpeg' ? 'jpg' : r.format), text: 'Download' }),
+      savingView(im.bytes, r.bytes),
+      el('a', { class: 'download', href: url, download: base + '.' + extension(r.format), text: 'Download' }),
       el('button', { type: 'button', class: 'compare-btn', 'aria-expanded': 'false', text: 'Compare', on: { click: (e) => toggleCompare(e.currentTarget, li, im, url) } })));
   }
+  const outs = outputsView(r.outputs);
+  if (outs) li.append(outs);
   return li;
+}
+
+function extension(format) {
+  return format === 'jpeg' ? 'jpg' : format;
+}
+
+// savingView compares a result's size with the original's, in bytes and
+// percent of the original.
+function savingView(orig, bytes) {
+  const saved = orig - bytes;
+  const pct = orig ? Math.round((Math.abs(saved) / orig) * 1000) / 10 : 0;
+  return el('span', { class: 'saving', text: (saved >= 0 ? 'saves ' : 'adds ') + formatBytes(Math.abs(saved)) + ' (' + Math.abs(saved) + ' bytes, ' + pct + '%)' });
+}
+
+// What steps computed (result.outputs), one line per step. Known fields
+// get their unit; anything else is shown as the API gives it, so a new
+// output appears without a page change.
+const OUTPUT_LABELS = { detect_orientation: 'Orientation', deskew: 'Deskew', compress: 'Compression', responsive: 'Responsive set' };
+
+function outputValue(k, v) {
+  if (typeof v === 'number') {
+    if (k === 'angle' || k === 'skew') return (Math.round(v * 100) / 100) + '°';
+    if (k === 'bytes') return formatBytes(v) + ' (' + v + ' bytes)';
+    return String(Math.round(v * 10000) / 10000);
+  }
+  if (typeof v === 'boolean') return v ? 'yes' : 'no';
+  // Lists (e.g. the candidates compress tried) and objects, in words.
+  if (Array.isArray(v)) return v.length ? v.map((x) => outputValue(k, x)).join(v.some((x) => x && typeof x === 'object') ? '; ' : ', ') : 'none';
+  if (v && typeof v === 'object') {
+    return Object.entries(v).map(([kk, vv]) => kk.replace(/_/g, ' ') + ' ' + (kk === 'bytes' ? formatBytes(vv) : outputValue(kk, vv))).join(', ');
+  }
+  return String(v);
+}
+
+// The headline fields come first (the API sorts keys by name).
+const OUTPUT_ORDER = ['angle', 'skew', 'confidence', 'kind', 'method', 'fixed', 'applied',
+  'format', 'quality_used', 'metric', 'score', 'target', 'target_met', 'bytes', 'iterations'];
+
+function outputRank(k) {
+  const i = OUTPUT_ORDER.indexOf(k);
+  return i < 0 ? OUTPUT_ORDER.length : i;
+}
+
+function outputsView(outputs) {
+  if (!outputs || typeof outputs !== 'object' || !Object.keys(outputs).length) return null;
+  return el('dl', { class: 'outputs' }, ...Object.entries(outputs).flatMap(([op, out]) => [
+    el('dt', { text: OUTPUT_LABELS[op] || op }),
+    el('dd', { 'data-op': op }, ...(out && typeof out === 'object'
+      ? Object.entries(out).sort((a, b) => outputRank(a[0]) - outputRank(b[0]))
+        .map(([k, v]) => el('span', { 'data-key': k, text: k.replace(/_/g, ' ') + ' ' + outputValue(k, v) }))
+      : [String(out)])),
+  ]));
+}
+
+// variantsView lists the outputs of a responsive set: each variant's size,
+// format, bytes and download, or its error; then the srcset per format.
+function variantsView(t, im, base) {
+  const r = t.result;
+  const failed = r.variants.filter((v) => v.error_code || v.error_message).length;
+  const rows = r.variants.map((v) => {
+    const tr = el('tr', { 'data-index': String(v.index) }, el('td', { text: String(v.index) }));
+    if (v.error_code || v.error_message) {
+      tr.append(el('td', { class: 'asked', text: v.width + 'w ' + v.format }),
+        el('td', { colspan: '4', class: 'error', text: (HUMANE[v.error_code] || v.error_code || 'Error') + ': ' + (v.error_message || '') }));
+      return tr;
+    }
+    const url = v.url || API + '/tasks/' + t.id + '/variants/' + v.index;
+    const c = v.outputs && v.outputs.compress;
+    tr.append(el('td', { class: 'dims', text: v.width + '×' + v.height + ' ' + v.format }),
+      el('td', { class: 'bytes', text: formatBytes(v.bytes) }),
+      el('td', {}, savingView(im.bytes, v.bytes)),
+      el('td', { class: 'encoding', text: c ? 'q ' + c.quality_used + (c.score ? ', ' + (c.metric || 'score') + ' ' + outputValue('score', c.score) : '') : '' }),
+      el('td', {}, el('a', { class: 'download', href: url, download: base + '-' + v.width + 'w.' + extension(v.format), text: 'Download' })));
+    return tr;
+  });
+  const box = el('div', { class: 'variants' });
+  if (failed) box.append(el('p', { class: 'error variant-errors', text: failed + ' of ' + r.variants.length + ' variants failed' }));
+  box.append(el('table', {},
+    el('caption', { text: 'Responsive set: ' + (r.variants.length - failed) + ' variants' }),
+    el('thead', {}, el('tr', {}, ...['#', 'size', 'bytes', 'vs original', 'encoding', 'file'].map((h) => el('th', { scope: 'col', text: h })))),
+    el('tbody', {}, ...rows)));
+  const srcset = Object.entries(r.srcset || {});
+  if (srcset.length) {
+    box.append(el('dl', { class: 'srcset' }, ...srcset.flatMap(([f, v]) => [el('dt', { text: 'srcset ' + f }), el('dd', {}, el('code', { 'data-format': f, text: v }))])));
+  }
+  return box;
 }
 
 // toggleCompare shows the original and the result in one box at the same
@@ -761,6 +920,13 @@ function toggleCompare(btn, li, im, url) {
     el('img', { src: contentURL(im), alt: 'Original' }), after,
     el('span', { class: 'tag l', text: 'before' }), el('span', { class: 'tag r', text: 'after' }), range);
   box.style.aspectRatio = im.width + ' / ' + im.height;
+  // Escape closes the comparison, like a dialog, back on its button.
+  box.addEventListener('keydown', (e) => {
+    if (e.key !== 'Escape') return;
+    e.preventDefault();
+    toggleCompare(btn, li, im, url);
+    btn.focus();
+  });
   li.append(box);
   btn.setAttribute('aria-expanded', 'true');
   range.focus();
