@@ -43,7 +43,7 @@ bench: build ## compare imgd with vipsthumbnail and Pillow (BENCH_DIR=folder for
 bench-service: build ## imgd serve end to end: tasks/s and latency (N=500 tasks, C=8 clients)
 	$(GO) run ./bench/service -imgd $(BIN) $(if $(N),-n $(N)) $(if $(C),-c $(C))
 
-bench-scale: build ## scale-out: 1 vs 2 imgd worker processes on PostgreSQL + versitygw, tasks/s and queue latency (N=300, C=8, WORKERS=1,2)
+bench-scale: build ## scale-out: embedded SQLite vs 1 and 2 imgd worker processes on PostgreSQL + versitygw, tasks/s and queue latency (N=300, C=8, WORKERS=1,2)
 	@scripts/versitygw.sh
 	$(GO) run ./bench/scale -imgd $(BIN) $(if $(N),-n $(N)) $(if $(C),-c $(C)) $(if $(WORKERS),-workers $(WORKERS))
 

@@ -21,6 +21,11 @@
 // finished_at - created_at, all from the server's own timestamps (so the
 // clients' polling does not count).
 //
+// Before the topologies, the noop and noop-idle scenarios run on one
+// embedded `imgd serve` (SQLite and blobs on disk, -slots task slots), rows
+// "noop-sqlite" and "noop-idle-sqlite": the same queue without PostgreSQL
+// and S3.
+//
 // Each worker runs -slots tasks at once (IMGD_WORKERS): with 1, K worker
 // processes run at most K tasks at once. The api, the workers, PostgreSQL,
 // versitygw and the clients all share this machine's cores.
@@ -108,6 +113,13 @@ func main() {
 	fmt.Printf("imgd scale-out: 1 api + K workers (IMGD_WORKERS=%d each) on PostgreSQL and versitygw, %d cores, %d tasks per scenario, %d clients, %d photos (%s)\n\n",
 		*slots, runtime.NumCPU(), *n, *c, len(files), *photos)
 	var rows []row
+	// The same no-op scenarios on the embedded database and file blobs,
+	// one imgd serve process: what PostgreSQL and S3 cost against it.
+	r, err := runEmbedded(*bin, *slots, *n, *c)
+	if err != nil {
+		log.Fatalf("embedded: %v", err)
+	}
+	rows = append(rows, r...)
 	for _, k := range counts {
 		r, err := runTopology(*bin, *dbURL, s3, k, *slots, *n, *c, files, data)
 		if err != nil {
@@ -115,13 +127,13 @@ func main() {
 		}
 		rows = append(rows, r...)
 	}
-	fmt.Printf("%-10s %7s %8s %12s %12s %12s %12s %6s\n", "scenario", "workers", "tasks/s", "queue p50 ms", "queue p99 ms", "e2e p50 ms", "e2e p99 ms", "failed")
+	fmt.Printf("%-16s %7s %8s %12s %12s %12s %12s %6s\n", "scenario", "workers", "tasks/s", "queue p50 ms", "queue p99 ms", "e2e p50 ms", "e2e p99 ms", "failed")
 	for _, r := range rows {
 		rate := "-" // one task at a time: no throughput
 		if r.rate > 0 {
 			rate = strconv.FormatFloat(r.rate, 'f', 1, 64)
 		}
-		fmt.Printf("%-10s %7d %8s %12.1f %12.1f %12.1f %12.1f %6d\n", r.name, r.workers, rate,
+		fmt.Printf("%-16s %7d %8s %12.1f %12.1f %12.1f %12.1f %6d\n", r.name, r.workers, rate,
 			pct(r.queue, 50), pct(r.queue, 99), pct(r.e2e, 50), pct(r.e2e, 99), r.failed)
 	}
 	for _, name := range []string{"resize", "noop"} {
@@ -207,20 +219,43 @@ func runTopology(bin, dbURL string, s3 *s3Server, k, slots, n, c int, files []st
 		return photoIDs[i%len(photoIDs)], imgd.Pipeline{&imgd.Resize{Width: 100 + i/len(photoIDs), Height: 100, Fit: "fill"}}
 	})
 	noop := run(cl, "noop", k, n, c, func(i int) (string, imgd.Pipeline) { return tiny[i], noopPipeline })
-	// One task at a time on idle workers: the queue latency is then the
-	// pickup delay alone, not the backlog.
-	probe := row{name: "noop-idle", workers: k}
+	return []row{resize, noop, idleProbe(cl, "noop-idle", k, n, tiny)}, nil
+}
+
+var noopPipeline = imgd.MustParsePipeline(`[{"op":"convert","format":"png"}]`)
+
+// runEmbedded runs the no-op scenarios on one imgd serve process with its
+// embedded SQLite database and file blobs (rows named "…-sqlite").
+func runEmbedded(bin string, slots, n, c int) ([]row, error) {
+	srv, err := startImgd(bin, []string{"IMGD_WORKERS=" + strconv.Itoa(slots)}, "serve")
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop()
+	cl := apiclient.New(srv.url)
+	cl.HTTP = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c * 2}}
+	tiny, err := uploadTiny(cl, n)
+	if err != nil {
+		return nil, err
+	}
+	noop := run(cl, "noop-sqlite", 1, n, c, func(i int) (string, imgd.Pipeline) { return tiny[i], noopPipeline })
+	return []row{noop, idleProbe(cl, "noop-idle-sqlite", 1, n, tiny)}, nil
+}
+
+// idleProbe creates up to 100 no-op tasks one at a time on idle workers:
+// the queue latency is then the pickup delay alone, not the backlog.
+func idleProbe(cl *apiclient.Client, name string, workers, n int, tiny []string) row {
+	probe := row{name: name, workers: workers}
+	p := imgd.MustParsePipeline(`[{"op":"convert","format":"webp"}]`)
 	for i := range min(n, 100) {
-		im, p := tiny[i], imgd.MustParsePipeline(`[{"op":"convert","format":"webp"}]`)
-		r := run(cl, "", k, 1, 1, func(int) (string, imgd.Pipeline) { return im, p })
+		im := tiny[i]
+		r := run(cl, "", workers, 1, 1, func(int) (string, imgd.Pipeline) { return im, p })
 		probe.queue, probe.e2e, probe.failed = append(probe.queue, r.queue...), append(probe.e2e, r.e2e...), probe.failed+r.failed
 	}
 	slices.Sort(probe.queue)
 	slices.Sort(probe.e2e)
-	return []row{resize, noop, probe}, nil
+	return probe
 }
-
-var noopPipeline = imgd.MustParsePipeline(`[{"op":"convert","format":"png"}]`)
 
 // run creates n tasks from c clients, waits for all of them, and computes
 // the row from the tasks' server timestamps.
