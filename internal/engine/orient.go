@@ -107,12 +107,31 @@ func (j *job) straighten(skew float64, background string) error {
 	})
 }
 
-// firstFramePixels copies the first frame's pixels for analysis.
+// firstFramePixels copies the first frame's pixels for analysis. A large
+// image is box-shrunk by libvips first, by the integer factor the analysis
+// would shrink it by anyway (orient.MaxSide): a 100 MP photo is then not
+// copied into Go memory at full size (300 MB) to be averaged down in Go.
 func (j *job) firstFramePixels() (orient.Image, error) {
-	pix, err := j.im.Pixels()
+	w, h := j.width(), j.height()
+	f := (max(w, h) + orient.MaxSide - 1) / orient.MaxSide
+	im := j.im
+	if f > 1 || j.frames > 1 {
+		im = j.im.Ref()
+		defer im.Close()
+		if j.frames > 1 {
+			if err := im.Crop(0, 0, w, h); err != nil {
+				return orient.Image{}, err
+			}
+		}
+		if f > 1 {
+			if err := im.Shrink(f); err != nil {
+				return orient.Image{}, err
+			}
+		}
+	}
+	pix, err := im.Pixels()
 	if err != nil {
 		return orient.Image{}, err
 	}
-	w, h, b := j.width(), j.height(), j.im.Bands()
-	return orient.Image{Pix: pix[:w*h*b], Width: w, Height: h, Bands: b}, nil
+	return orient.Image{Pix: pix, Width: im.Width(), Height: im.Height(), Bands: im.Bands()}, nil
 }

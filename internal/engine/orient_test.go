@@ -130,6 +130,39 @@ func TestDetectOrientationFixPage(t *testing.T) {
 	}
 }
 
+// TestDetectOrientationLargePage: a page larger than orient.MaxSide is
+// box-shrunk by libvips before the analysis (firstFramePixels); the answer
+// must match the analysis of the full pixels, which shrinks in Go.
+func TestDetectOrientationLargePage(t *testing.T) {
+	src := turnedPage(t, "documents/doc-page-300dpi-gray.png", 271.5)
+	res := runOn(t, src, `[{"op":"detect_orientation"},{"op":"convert","format":"png"}]`)
+	o := orientationOutput(t, res)
+	px := decode(t, src)
+	if max(px.Width, px.Height) <= orient.MaxSide {
+		t.Fatalf("page is %dx%d: not large enough to take the shrink path", px.Width, px.Height)
+	}
+	full, err := orient.Detect(orient.Image{Pix: px.Data, Width: px.Width, Height: px.Height, Bands: px.Bands})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Kind != orient.KindDocument || o.Angle != 270 || math.Abs(o.Skew-1.5) > 0.1 {
+		t.Errorf("engine: %+v, want a document at 270 + 1.5", o)
+	}
+	if o.Angle != full.Angle || math.Abs(o.Skew-full.Skew) > 0.05 {
+		t.Errorf("engine %+v differs from the full-size analysis %+v", o.Result, full)
+	}
+}
+
+// TestDetectOrientationAnimated analyses the first frame of an animation
+// and keeps every frame.
+func TestDetectOrientationAnimated(t *testing.T) {
+	res := run(t, "formats/gif-animated.gif", `[{"op":"detect_orientation"},{"op":"convert","format":"gif"}]`)
+	o := orientationOutput(t, res)
+	if o.Kind != orient.KindPhoto || res.Frames < 2 {
+		t.Errorf("animated GIF: %+v, %d frames; want a photo answer and every frame kept", o, res.Frames)
+	}
+}
+
 // TestDetectOrientationThreshold: below min_confidence the image is left
 // alone; at 0 it is always turned, by exactly the reported angle.
 func TestDetectOrientationThreshold(t *testing.T) {

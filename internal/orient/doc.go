@@ -9,6 +9,11 @@ import (
 // and the work stays within tens of milliseconds.
 const textMaxSide = 2400
 
+// MaxSide is the longest side the analysis looks at: a larger image is
+// first box-shrunk by the smallest integer factor that brings it under
+// MaxSide, so a caller may do that shrink itself (and cheaper) first.
+const MaxSide = textMaxSide
+
 // gray is an 8-bit luminance image.
 type gray struct {
 	pix  []uint8

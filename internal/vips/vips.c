@@ -208,6 +208,10 @@ int imgd_thumbnail_image(VipsImage *in, VipsImage **out, int width, int height) 
 		"no_rotate", TRUE, NULL);
 }
 
+int imgd_shrink(VipsImage *in, VipsImage **out, int factor) {
+	return vips_shrink(in, out, (double) factor, (double) factor, NULL);
+}
+
 int imgd_crop(VipsImage *in, VipsImage **out, int x, int y, int w, int h) {
 	return vips_extract_area(in, out, x, y, w, h, NULL);
 }

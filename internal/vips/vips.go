@@ -277,6 +277,12 @@ func (im *Image) Resize(hscale, vscale float64) error {
 	})
 }
 
+// Shrink reduces by an integer factor on both axes, averaging each
+// factor×factor block (a box filter, no ringing).
+func (im *Image) Shrink(factor int) error {
+	return im.apply("shrink", func(out **C.VipsImage) C.int { return C.imgd_shrink(im.p, out, C.int(factor)) })
+}
+
 // ThumbnailImage scales an already loaded image to exactly width×height.
 func (im *Image) ThumbnailImage(width, height int) error {
 	return im.apply("thumbnail", func(out **C.VipsImage) C.int {

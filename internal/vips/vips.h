@@ -79,6 +79,7 @@ int imgd_to_srgb(VipsImage *in, VipsImage **out);
 int imgd_to_uchar_rgb(VipsImage *in, VipsImage **out);
 int imgd_resize(VipsImage *in, VipsImage **out, double hscale, double vscale);
 int imgd_thumbnail_image(VipsImage *in, VipsImage **out, int width, int height);
+int imgd_shrink(VipsImage *in, VipsImage **out, int factor);
 int imgd_crop(VipsImage *in, VipsImage **out, int x, int y, int w, int h);
 int imgd_smartcrop(VipsImage *in, VipsImage **out, int w, int h, int interesting);
 int imgd_embed(VipsImage *in, VipsImage **out, int x, int y, int w, int h, double *bg, int nbg);
