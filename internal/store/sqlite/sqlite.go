@@ -55,6 +55,7 @@ type Options struct {
 type Store struct {
 	*sqlstore.Store
 	db     *sql.DB
+	stmts  *stmtCache
 	driver *wakeDriver
 	log    *slog.Logger
 }
@@ -97,7 +98,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("river insert client: %w", err)
 	}
 	s := &Store{db: db, driver: driver, log: opts.Logger}
-	s.Store = sqlstore.New(&backend{db: db, river: client}, sqlstore.Options{NowFunc: opts.NowFunc})
+	s.stmts = &stmtCache{db: db}
+	s.Store = sqlstore.New(&backend{db: db, stmts: s.stmts, river: client}, sqlstore.Options{NowFunc: opts.NowFunc})
 	return s, nil
 }
 
@@ -185,11 +187,15 @@ func (s *Store) CreateTask(ctx context.Context, t imgd.Task) (imgd.Task, bool, e
 }
 
 // Close closes the database; River clients using it must be stopped first.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.stmts.close()
+	return s.db.Close()
+}
 
 // backend implements sqlstore.Backend.
 type backend struct {
 	db    *sql.DB
+	stmts *stmtCache
 	river *river.Client[*sql.Tx]
 }
 
@@ -199,11 +205,11 @@ type execQuerier interface {
 }
 
 func (b *backend) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	return exec(ctx, b.db, query, args)
+	return exec(ctx, stmtQuerier{cache: b.stmts}, query, args)
 }
 
 func (b *backend) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
-	return queryRows(ctx, b.db, query, args)
+	return queryRows(ctx, stmtQuerier{cache: b.stmts}, query, args)
 }
 
 func (b *backend) Ping(ctx context.Context) error {
@@ -223,7 +229,7 @@ func (b *backend) InTx(ctx context.Context, fn func(sqlstore.Tx) error) (err err
 			_ = tx.Rollback() // the error that made us roll back is the one to report
 		}
 	}()
-	if err := fn(&txn{tx: tx, river: b.river}); err != nil {
+	if err := fn(&txn{tx: tx, stmts: b.stmts, river: b.river}); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -235,15 +241,16 @@ func (b *backend) InTx(ctx context.Context, fn func(sqlstore.Tx) error) (err err
 // txn implements sqlstore.Tx.
 type txn struct {
 	tx    *sql.Tx
+	stmts *stmtCache
 	river *river.Client[*sql.Tx]
 }
 
 func (t *txn) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	return exec(ctx, t.tx, query, args)
+	return exec(ctx, stmtQuerier{cache: t.stmts, tx: t.tx}, query, args)
 }
 
 func (t *txn) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
-	return queryRows(ctx, t.tx, query, args)
+	return queryRows(ctx, stmtQuerier{cache: t.stmts, tx: t.tx}, query, args)
 }
 
 func (t *txn) InsertTaskJob(ctx context.Context, taskID string, priority int) (int64, error) {
