@@ -234,9 +234,48 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, key, mediaTyp
 	// An uploaded SVG is served as an image, but opened directly it is a
 	// document of this origin: no scripts, no fetches, no same-origin rights.
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; sandbox")
-	http.ServeContent(w, r, "", modTime, f)
+	http.ServeContent(&rangeErrorJSON{ResponseWriter: w}, r, "", modTime, f)
 	return nil
 }
+
+// rangeErrorJSON turns http.ServeContent's plain-text 416 answer into the
+// API's JSON error (its Content-Range header stays); every other answer
+// passes through, with the underlying ReadFrom (sendfile for files).
+type rangeErrorJSON struct {
+	http.ResponseWriter
+	replaced bool
+}
+
+func (w *rangeErrorJSON) WriteHeader(status int) {
+	if status != http.StatusRequestedRangeNotSatisfiable {
+		w.ResponseWriter.WriteHeader(status)
+		return
+	}
+	w.replaced = true
+	writeErrorStatus(w.ResponseWriter, status, string(imgd.CodeInvalidArgument),
+		"the requested range does not overlap the content")
+}
+
+func (w *rangeErrorJSON) Write(b []byte) (int, error) {
+	if w.replaced {
+		return len(b), nil // ServeContent's plain-text message
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *rangeErrorJSON) ReadFrom(r io.Reader) (int64, error) {
+	if w.replaced {
+		return io.Copy(io.Discard, r)
+	}
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(writerOnly{w.ResponseWriter}, r)
+}
+
+// writerOnly hides every method but Write, so that io.Copy does not call
+// ReadFrom again.
+type writerOnly struct{ io.Writer }
 
 // safeFilename reduces a client-given file name to something safe to put in
 // a Content-Disposition header: its last path element, without control or

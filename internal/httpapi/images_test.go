@@ -402,9 +402,13 @@ func checkConditionalAndRange(t *testing.T, e *env, url, etag string, data []byt
 	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(b, data[len(data)-5:]) {
 		t.Errorf("GET %s Range: bytes=-5 = %d, want 206 and the last 5 bytes", url, resp.StatusCode)
 	}
-	resp, _ = e.do("GET", url, nil, http.Header{"Range": {fmt.Sprintf("bytes=%d-", len(data)+10)}})
-	if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable {
-		t.Errorf("GET %s Range past the end = %d, want 416", url, resp.StatusCode)
+	resp, b = e.do("GET", url, nil, http.Header{"Range": {fmt.Sprintf("bytes=%d-", len(data)+10)}})
+	var body struct{ Error struct{ Code string } }
+	if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable || resp.Header.Get("Content-Type") != "application/json" ||
+		json.Unmarshal(b, &body) != nil || body.Error.Code != "invalid_argument" ||
+		resp.Header.Get("Content-Range") != fmt.Sprintf("bytes */%d", len(data)) {
+		t.Errorf("GET %s Range past the end = %d %s %q (Content-Range %q), want 416 with a JSON invalid_argument error",
+			url, resp.StatusCode, resp.Header.Get("Content-Type"), b, resp.Header.Get("Content-Range"))
 	}
 	resp, b = e.do("HEAD", url, nil, nil)
 	if resp.StatusCode != http.StatusOK || len(b) != 0 || resp.Header.Get("ETag") != etag {
