@@ -5,7 +5,7 @@ BIN := bin/imgd
 FUZZTIME ?= 30s
 .DEFAULT_GOAL := help
 
-.PHONY: help deps build run test test-short bench bench-service fuzz lint bench-scale bench-compress eval-orientation
+.PHONY: help deps build run test bench bench-service fuzz lint bench-scale bench-compress eval-orientation
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'

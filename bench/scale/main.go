@@ -41,9 +41,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"image"
-	"image/color"
-	"image/png"
 	"log"
 	"net"
 	"net/http"
@@ -61,6 +58,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/imgd/imgd"
+	"github.com/imgd/imgd/bench/internal/noop"
 	"github.com/imgd/imgd/internal/apiclient"
 )
 
@@ -211,18 +209,16 @@ func runTopology(bin, dbURL string, s3 *s3Server, k, slots, n, c int, files []st
 		}
 		photoIDs[i] = im.ID
 	}
-	tiny, err := uploadTiny(cl, n)
+	tiny, err := noop.UploadTiny(cl, n)
 	if err != nil {
 		return nil, err
 	}
 	resize := run(cl, "resize", k, n, c, func(i int) (string, imgd.Pipeline) {
 		return photoIDs[i%len(photoIDs)], imgd.Pipeline{&imgd.Resize{Width: 100 + i/len(photoIDs), Height: 100, Fit: "fill"}}
 	})
-	noop := run(cl, "noop", k, n, c, func(i int) (string, imgd.Pipeline) { return tiny[i], noopPipeline })
+	noop := run(cl, "noop", k, n, c, func(i int) (string, imgd.Pipeline) { return tiny[i], noop.Pipeline })
 	return []row{resize, noop, idleProbe(cl, "noop-idle", k, n, tiny)}, nil
 }
-
-var noopPipeline = imgd.MustParsePipeline(`[{"op":"convert","format":"png"}]`)
 
 // runEmbedded runs the no-op scenarios on one imgd serve process with its
 // embedded SQLite database and file blobs (rows named "…-sqlite").
@@ -234,11 +230,11 @@ func runEmbedded(bin string, slots, n, c int) ([]row, error) {
 	defer srv.stop()
 	cl := apiclient.New(srv.url)
 	cl.HTTP = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c * 2}}
-	tiny, err := uploadTiny(cl, n)
+	tiny, err := noop.UploadTiny(cl, n)
 	if err != nil {
 		return nil, err
 	}
-	noop := run(cl, "noop-sqlite", 1, n, c, func(i int) (string, imgd.Pipeline) { return tiny[i], noopPipeline })
+	noop := run(cl, "noop-sqlite", 1, n, c, func(i int) (string, imgd.Pipeline) { return tiny[i], noop.Pipeline })
 	return []row{noop, idleProbe(cl, "noop-idle-sqlite", 1, n, tiny)}, nil
 }
 
@@ -330,28 +326,6 @@ func waitFinal(cl *apiclient.Client, id string) imgd.Task {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// uploadTiny uploads n distinct 8×8 PNGs, so that no noop task reuses
-// another's result.
-func uploadTiny(cl *apiclient.Client, n int) ([]string, error) {
-	ids := make([]string, n)
-	for i := range ids {
-		img := image.NewNRGBA(image.Rect(0, 0, 8, 8))
-		for p := range 64 {
-			img.Set(p%8, p/8, color.NRGBA{uint8(i), uint8(i >> 8), uint8(p), 255})
-		}
-		var buf bytes.Buffer
-		if err := png.Encode(&buf, img); err != nil {
-			return nil, err
-		}
-		im, err := cl.Upload(context.Background(), &buf, "tiny"+strconv.Itoa(i)+".png")
-		if err != nil {
-			return nil, fmt.Errorf("upload tiny image: %w", err)
-		}
-		ids[i] = im.ID
-	}
-	return ids, nil
 }
 
 // freshSchema creates a schema in dbURL's database and returns a URL that

@@ -28,9 +28,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"image"
-	"image/color"
-	"image/png"
 	"io"
 	"log"
 	"mime/multipart"
@@ -46,6 +43,7 @@ import (
 	"time"
 
 	"github.com/imgd/imgd"
+	"github.com/imgd/imgd/bench/internal/noop"
 	"github.com/imgd/imgd/internal/apiclient"
 )
 
@@ -89,11 +87,11 @@ func main() {
 	rows = append(rows, run("v1 resize 100x100", *n, *c, func(i int) error {
 		return v1(cl, files[i%len(files)], data[i%len(data)], width(i))
 	}))
-	tiny, err := uploadTiny(cl, *n)
+	tiny, err := noop.UploadTiny(cl, *n)
 	if err != nil {
 		log.Fatal(err)
 	}
-	rows = append(rows, run("noop (queue overhead)", *n, *c, func(i int) error { return noop(cl, tiny[i]) }))
+	rows = append(rows, run("noop (queue overhead)", *n, *c, func(i int) error { return runNoop(cl, tiny[i]) }))
 	rss := srv.peakRSS()
 
 	batch, err := processBatch(*bin, files, *n, *workers)
@@ -255,31 +253,7 @@ func runTask(cl *apiclient.Client, imageID string, p imgd.Pipeline) error {
 	return err
 }
 
-// uploadTiny uploads n distinct 8×8 PNGs, so that no noop task reuses
-// another's result.
-func uploadTiny(cl *apiclient.Client, n int) ([]string, error) {
-	ids := make([]string, n)
-	for i := range ids {
-		img := image.NewNRGBA(image.Rect(0, 0, 8, 8))
-		for p := range 64 {
-			img.Set(p%8, p/8, color.NRGBA{uint8(i), uint8(i >> 8), uint8(p), 255})
-		}
-		var buf bytes.Buffer
-		if err := png.Encode(&buf, img); err != nil {
-			return nil, err
-		}
-		im, err := cl.Upload(context.Background(), &buf, "tiny"+strconv.Itoa(i)+".png")
-		if err != nil {
-			return nil, err
-		}
-		ids[i] = im.ID
-	}
-	return ids, nil
-}
-
-var noopPipeline = imgd.MustParsePipeline(`[{"op":"convert","format":"png"}]`)
-
-func noop(cl *apiclient.Client, imageID string) error { return runTask(cl, imageID, noopPipeline) }
+func runNoop(cl *apiclient.Client, imageID string) error { return runTask(cl, imageID, noop.Pipeline) }
 
 // server is the imgd serve process under test.
 type server struct {

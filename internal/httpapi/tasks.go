@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/imgd/imgd"
 	"github.com/imgd/imgd/internal/webhook"
@@ -214,11 +215,15 @@ func (s *Server) serveResult(w http.ResponseWriter, r *http.Request, t imgd.Task
 	if mt == "" {
 		mt = res.Format.MediaType()
 	}
-	finished := t.CreatedAt
+	return s.serveBlob(w, r, res.BlobKey, mt, t.ID+"."+res.Format.Ext(), resultTime(t))
+}
+
+// resultTime is when a task's result was made, its downloads' Last-Modified.
+func resultTime(t imgd.Task) time.Time {
 	if t.FinishedAt != nil {
-		finished = *t.FinishedAt
+		return *t.FinishedAt
 	}
-	return s.serveBlob(w, r, res.BlobKey, mt, t.ID+"."+res.Format.Ext(), finished)
+	return t.CreatedAt
 }
 
 // getTaskResult serves a completed task's output (or a 302 to it, see
@@ -297,9 +302,5 @@ func (s *Server) getTaskVariant(w http.ResponseWriter, r *http.Request) error {
 	if mt == "" {
 		mt = v.Format.MediaType()
 	}
-	finished := t.CreatedAt
-	if t.FinishedAt != nil {
-		finished = *t.FinishedAt
-	}
-	return s.serveBlob(w, r, v.BlobKey, mt, fmt.Sprintf("%s-%d-%dw.%s", t.ID, index, v.Width, v.Format.Ext()), finished)
+	return s.serveBlob(w, r, v.BlobKey, mt, fmt.Sprintf("%s-%d-%dw.%s", t.ID, index, v.Width, v.Format.Ext()), resultTime(t))
 }

@@ -73,16 +73,8 @@ func (s *Store) ExpireResults(ctx context.Context, cutoff time.Time, limit int) 
 			}
 			expired++
 		}
-		for _, k := range keys {
-			used, err := referenced(ctx, tx, k)
-			if err != nil {
-				return err
-			}
-			if !used {
-				unreferenced = append(unreferenced, k)
-			}
-		}
-		return nil
+		unreferenced, err = unreferencedKeys(ctx, tx, keys)
+		return err
 	})
 	if err != nil {
 		return 0, nil, fmt.Errorf("expire results: %w", err)

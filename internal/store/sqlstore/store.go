@@ -180,19 +180,8 @@ func (s *Store) DeleteImage(ctx context.Context, id string) ([]string, error) {
 		if n == 0 {
 			return notFound("image", id)
 		}
-		for _, k := range sortedUnique(append(keys, deleted...)) {
-			if k == "" {
-				continue
-			}
-			used, err := referenced(ctx, tx, k)
-			if err != nil {
-				return err
-			}
-			if !used {
-				unreferenced = append(unreferenced, k)
-			}
-		}
-		return nil
+		unreferenced, err = unreferencedKeys(ctx, tx, sortedUnique(append(keys, deleted...)))
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("delete image %s: %w", id, err)
@@ -240,14 +229,20 @@ func referenced(ctx context.Context, q Querier, key string) (bool, error) {
 
 // UnreferencedBlobs implements imgd.Store.
 func (s *Store) UnreferencedBlobs(ctx context.Context, keys []string) ([]string, error) {
+	return unreferencedKeys(ctx, s.db, keys)
+}
+
+// unreferencedKeys returns the keys among keys that referenced finds
+// unused, each once, in their first order; "" is skipped.
+func unreferencedKeys(ctx context.Context, q Querier, keys []string) ([]string, error) {
 	var out []string
 	seen := make(map[string]bool, len(keys))
 	for _, k := range keys {
-		if seen[k] {
+		if k == "" || seen[k] {
 			continue
 		}
 		seen[k] = true
-		used, err := referenced(ctx, s.db, k)
+		used, err := referenced(ctx, q, k)
 		if err != nil {
 			return nil, err
 		}
