@@ -33,7 +33,9 @@ RUN apt-get update \
  && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin imgd \
  && mkdir -p /data && chown imgd:imgd /data
 COPY --from=build /out/imgd /usr/local/bin/imgd
-USER imgd
+# Numeric, so that a runtime which must refuse root (Kubernetes'
+# runAsNonRoot) can tell without the image's /etc/passwd; 10001 is imgd.
+USER 10001:10001
 # Every role listens on IMGD_ADDR: the API (serve, api) or /healthz,
 # /readyz and /metrics (worker).
 ENV IMGD_ADDR=0.0.0.0:8080 \

@@ -5,7 +5,7 @@ BIN := bin/imgd
 FUZZTIME ?= 30s
 .DEFAULT_GOAL := help
 
-.PHONY: help deps build run test bench bench-service fuzz lint bench-scale bench-compress eval-orientation
+.PHONY: help deps build run test bench bench-service fuzz lint bench-scale bench-compress eval-orientation container-check
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -60,3 +60,6 @@ lint: ## gofmt, go vet, go mod tidy -diff, staticcheck
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+container-check: ## Dockerfile + docker-compose.yml without Docker: debootstrap, chroot, run the image (root, minutes; not in make test)
+	@scripts/container-check.sh
