@@ -23,14 +23,16 @@ const (
 // MaxCompressBytes bounds max_bytes (1 GiB: more than any output imgd makes).
 const MaxCompressBytes = 1 << 30
 
-// Compress encodes at the smallest size that still looks like the image
-// before it: the engine searches the encoder quality until the output's
-// SSIM against the pixels before encoding reaches the target. Like
-// convert, it must be the last step.
+// Compress encodes in as few bytes as a perceptual goal allows: the engine
+// searches the encoder quality, scoring each output by its SSIM against
+// the pixels before encoding, for the smallest output that reaches an
+// explicit target, or for a named level the best trade-off between SSIM
+// and bytes above the level's floor. Like convert, it must be the last
+// step.
 type Compress struct {
 	Format Format `json:"format"` // jpeg, webp, avif, png or auto (default)
-	// Quality is a named target (calibrated per format, see
-	// docs/compression.md): high (the default without target), medium, low.
+	// Quality is a named level (docs/compression.md): high (the default
+	// without target), medium, low.
 	Quality string `json:"quality,omitempty"`
 	// Target is an explicit perceptual target; it replaces Quality.
 	Target *CompressTarget `json:"target,omitempty"`

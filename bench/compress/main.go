@@ -24,14 +24,23 @@
 // every photo against its JPEG (q 30, 60, 90) and WebP (q 50) encodings,
 // full resolution (no reduction) on both sides.
 //
-// -calibrate instead prints the data behind the named levels: per format
-// and quality, our SSIM and the Butteraugli distance of every photo (JSON
-// lines), then the level targets derived from them (see analyse);
-// -analyse FILE derives them again from saved lines.
+// -calibrate instead prints the data behind the named levels (JSON lines):
+// for every calibration photo, JPEG q80 as the replaced service writes it
+// and progressive JPEG at every other quality from 30 to 95, each with its
+// size and our SSIM (as compress measures it); then the levels derived
+// from them (see analyse). Its photos are not the benchmark's: by default
+// the upright photos of testdata/orientation-dev (a folder with a
+// labels.tsv contributes its rows of kind photo at angle 0) and, when
+// cmd/imgd-train-orientation/fetch.sh has unpacked them, the phone photos
+// and wallpaper photographs of its "forensics" and "ukui" sources.
+// -analyse FILE derives the levels again from saved lines (with
+// -calibrate, and the references of the run that saved them still in the
+// work folder, it measures the Butteraugli distances too).
 package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -62,14 +71,27 @@ type options struct {
 
 func main() {
 	var o options
-	flag.StringVar(&o.dir, "dir", envOr("BENCH_DIR", "testdata/photos"), "folder of photos")
+	flag.StringVar(&o.dir, "dir", "", "folder of photos (default BENCH_DIR, else testdata/photos; for -calibrate testdata/orientation-dev)")
 	flag.StringVar(&o.work, "out", "bench/out/compress", "folder for outputs")
 	flag.IntVar(&o.width, "width", 1600, "resize wider photos to this width first (0: full size)")
 	flag.StringVar(&o.level, "level", "high", "compress quality level to compare with q80")
 	agree := flag.Bool("agree", false, "measure internal/ssim against scikit-image instead")
-	calibrate := flag.Bool("calibrate", false, "print the Butteraugli calibration data instead")
+	calibrate := flag.Bool("calibrate", false, "print the calibration data of the named levels instead")
 	analyseData := flag.String("analyse", "", "derive the level targets from calibration data saved earlier (JSON lines)")
 	flag.Parse()
+	if o.dir == "" {
+		o.dir = envOr("BENCH_DIR", "testdata/photos")
+		if *calibrate {
+			o.dir = "testdata/orientation-dev"
+		}
+	}
+	if *analyseData != "" && *calibrate {
+		if err := butteraugliFromFile(o, *analyseData); err != nil {
+			fmt.Fprintln(os.Stderr, "bench-compress:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *analyseData != "" {
 		if err := analyseFile(*analyseData); err != nil {
 			fmt.Fprintln(os.Stderr, "bench-compress:", err)
@@ -98,7 +120,11 @@ func run(o options, agree, calibrate bool) error {
 	if err != nil {
 		return err
 	}
-	photos, err := listPhotos(o.dir)
+	list := listPhotos
+	if calibrate {
+		list = func(string) ([]string, error) { return calibrationPhotos(o) }
+	}
+	photos, err := list(o.dir)
 	if err != nil {
 		return err
 	}
@@ -112,13 +138,23 @@ func run(o options, agree, calibrate bool) error {
 	return b.compare(photos)
 }
 
+// listPhotos lists the images of dir; when dir has a labels.tsv (the
+// orientation sets' format: file, true_angle, kind, …) only its upright
+// photos.
 func listPhotos(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
+	upright, err := uprightPhotos(filepath.Join(dir, "labels.tsv"))
+	if err != nil {
+		return nil, err
+	}
 	var out []string
 	for _, e := range entries {
+		if upright != nil && !upright[e.Name()] {
+			continue
+		}
 		switch strings.ToLower(filepath.Ext(e.Name())) {
 		case ".jpg", ".jpeg", ".png", ".webp":
 			out = append(out, filepath.Join(dir, e.Name()))
@@ -136,6 +172,76 @@ type bench struct {
 }
 
 // process runs one pipeline and times it.
+// calibrationPhotos are the photos of -calibrate: o.dir's and, for the
+// default folder, the orientation trainer's cached photographs.
+func calibrationPhotos(o options) ([]string, error) {
+	photos, err := listPhotos(o.dir)
+	if err != nil || o.dir != "testdata/orientation-dev" {
+		return photos, err
+	}
+	more, err := cachedPhotos("cmd/imgd-train-orientation/sources.tsv", "forensics", "ukui")
+	return append(photos, more...), err
+}
+
+// cachedPhotos lists the files of the named groups of the orientation
+// trainer's sources.tsv (group, package, version, globs, licence) under
+// its cache (IMGD_ORIENT_CACHE, default ~/.cache/imgd-orient); none when
+// the cache is absent.
+func cachedPhotos(sources string, groups ...string) ([]string, error) {
+	cache := os.Getenv("IMGD_ORIENT_CACHE")
+	if cache == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return nil, err
+		}
+		cache = filepath.Join(home, ".cache", "imgd-orient")
+	}
+	data, err := os.ReadFile(sources)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) < 4 || !slices.Contains(groups, f[0]) {
+			continue
+		}
+		for _, g := range strings.Split(f[3], ",") {
+			m, err := filepath.Glob(filepath.Join(cache, g))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, m...)
+		}
+	}
+	if len(out) == 0 {
+		fmt.Fprintf(os.Stderr, "calibration: no cached photos in %s (cmd/imgd-train-orientation/fetch.sh unpacks them): testdata/orientation-dev only\n", cache)
+	}
+	return out, nil
+}
+
+// uprightPhotos reads a labels.tsv: the files of kind photo at angle 0;
+// nil when there is no such file.
+func uprightPhotos(path string) (map[string]bool, error) {
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	keep := map[string]bool{}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) >= 3 && f[2] == "photo" {
+			if a, err := strconv.ParseFloat(f[1], 64); err == nil && a == 0 {
+				keep[f[0]] = true
+			}
+		}
+	}
+	return keep, nil
+}
+
 func (b *bench) process(src []byte, pipeline string) (*engine.Result, time.Duration, error) {
 	p, err := imgd.ParsePipeline([]byte(pipeline))
 	if err != nil {
@@ -427,12 +533,15 @@ func loadSSIM(path string) (ssim.Image, error) {
 
 // encodeAs encodes src (the reference PNG) with a fixed convert step and
 // returns the decoded PNG's path.
-func (b *bench) encodeAs(ref []byte, refPath string, f imgd.Format, q int) (string, int, error) {
-	res, _, err := b.process(ref, fmt.Sprintf(`[{"op":"convert","format":%q,"quality":%d}]`, f, q))
+func (b *bench) encodeAs(ref []byte, refPath string, f imgd.Format, q int, progressive bool) (string, int, error) {
+	res, _, err := b.process(ref, fmt.Sprintf(`[{"op":"convert","format":%q,"quality":%d,"progressive":%v}]`, f, q, progressive))
 	if err != nil {
 		return "", 0, err
 	}
 	dec := fmt.Sprintf("%s.%s-q%d.png", strings.TrimSuffix(refPath, ".ref.png"), f, q)
+	if progressive {
+		dec = strings.TrimSuffix(dec, ".png") + "-progressive.png"
+	}
 	return dec, len(res.Data), b.asPNG(res.Data, dec)
 }
 
@@ -457,7 +566,7 @@ func (b *bench) agreement(photos []string) error {
 			q int
 		}
 		for _, e := range []enc{{imgd.FormatJPEG, 30}, {imgd.FormatJPEG, 60}, {imgd.FormatJPEG, 90}, {imgd.FormatWebP, 50}} {
-			dec, _, err := b.encodeAs(ref, refPath, e.f, e.q)
+			dec, _, err := b.encodeAs(ref, refPath, e.f, e.q, false)
 			if err != nil {
 				return err
 			}
@@ -488,15 +597,9 @@ func (b *bench) agreement(photos []string) error {
 	return nil
 }
 
-// calibration prints, per format and quality, our SSIM (with the default
-// reduction, as compress measures) and the Butteraugli distance, one
-// JSON object per line, for docs/compression.md's calibration.
+// calibration prints the levels' data, one JSON object per line (see
+// the package comment), then analyses it.
 func (b *bench) calibration(photos []string) error {
-	grid := map[imgd.Format][]int{
-		imgd.FormatJPEG: {50, 60, 70, 80, 90},
-		imgd.FormatWebP: {50, 60, 70, 80, 90},
-		imgd.FormatAVIF: {35, 45, 55, 65, 75},
-	}
 	enc := json.NewEncoder(os.Stdout)
 	var rows []calRow
 	for _, photo := range photos {
@@ -512,121 +615,240 @@ func (b *bench) calibration(photos []string) error {
 		if err != nil {
 			return err
 		}
-		for _, f := range []imgd.Format{imgd.FormatJPEG, imgd.FormatWebP, imgd.FormatAVIF} {
-			for _, q := range grid[f] {
-				dec, size, err := b.encodeAs(ref, refPath, f, q)
-				if err != nil {
-					return err
-				}
-				im, err := loadSSIM(dec)
-				if err != nil {
-					return err
-				}
-				s, err := ssim.SSIM(refIm, im, ssim.Options{})
-				if err != nil {
-					return err
-				}
-				r := calRow{Photo: base(photo), Format: f, Quality: q, Bytes: size,
-					SSIM: math.Round(s*1e5) / 1e5, Butteraugli: butteraugli(refPath, dec)}
-				rows = append(rows, r)
-				_ = enc.Encode(r)
+		encodings := []struct {
+			q           int
+			progressive bool
+		}{{80, false}}
+		for q := 30; q <= 95; q++ {
+			encodings = append(encodings, struct {
+				q           int
+				progressive bool
+			}{q, true})
+		}
+		for _, e := range encodings {
+			dec, size, err := b.encodeAs(ref, refPath, imgd.FormatJPEG, e.q, e.progressive)
+			if err != nil {
+				return err
+			}
+			im, err := loadSSIM(dec)
+			if err != nil {
+				return err
+			}
+			s, err := ssim.SSIM(refIm, im, ssim.Options{})
+			if err != nil {
+				return err
+			}
+			r := calRow{Photo: base(photo), Quality: e.q, Progressive: e.progressive, Bytes: size,
+				Pixels: refIm.W * refIm.H, SSIM: math.Round(s*1e6) / 1e6}
+			rows = append(rows, r)
+			_ = enc.Encode(r)
+		}
+		fmt.Fprintf(os.Stderr, "%s done\n", base(photo))
+	}
+	return b.butteraugliOfLevels(photos, analyse(rows))
+}
+
+// butteraugliOfLevels prints the Butteraugli distances of q80 and of each
+// level's choices (choices from analyse; the references must be in the
+// work folder).
+func (b *bench) butteraugliOfLevels(photos []string, choices map[string]map[string]int) error {
+	if choices == nil {
+		return nil
+	}
+	// Butteraugli, an independent perceptual distance, of what each level
+	// chose and of q80 (too slow to run on the whole grid).
+	fmt.Printf("\n| encoding | mean Butteraugli | worst Butteraugli |\n|---|---:|---:|\n")
+	for _, name := range []string{"q80", "high", "medium", "low"} {
+		var sum, worst float64
+		n := 0
+		for _, photo := range photos {
+			refPath := filepath.Join(b.o.work, base(photo)+".ref.png")
+			ref, err := os.ReadFile(refPath)
+			if err != nil {
+				return err
+			}
+			q, progressive := 80, false
+			if name != "q80" {
+				q, progressive = choices[name][base(photo)], true
+			}
+			dec, _, err := b.encodeAs(ref, refPath, imgd.FormatJPEG, q, progressive)
+			if err != nil {
+				return err
+			}
+			if d := butteraugli(refPath, dec); !math.IsNaN(d) {
+				sum, worst, n = sum+d, max(worst, d), n+1
 			}
 		}
+		if n == 0 {
+			fmt.Println("(butteraugli is not installed)")
+			break
+		}
+		fmt.Printf("| %s | %.2f | %.2f |\n", name, sum/float64(n), worst)
 	}
-	analyse(rows)
 	return nil
 }
 
-// calRow is one line of the calibration data.
+// calRow is one line of the calibration data: one JPEG encoding.
 type calRow struct {
-	Photo       string      `json:"photo"`
-	Format      imgd.Format `json:"format"`
-	Quality     int         `json:"quality"`
-	Bytes       int         `json:"bytes"`
-	SSIM        float64     `json:"ssim"`
-	Butteraugli float64     `json:"butteraugli"`
+	Photo       string  `json:"photo"`
+	Quality     int     `json:"quality"`
+	Progressive bool    `json:"progressive"` // false: the q80 of the replaced service
+	Bytes       int     `json:"bytes"`
+	Pixels      int     `json:"pixels"`
+	SSIM        float64 `json:"ssim"`
 }
 
-// analyse turns calibration rows into per-format SSIM targets. The levels
-// are Butteraugli distances: high is the median distance of JPEG q80 over
-// the photos (what the replaced service delivered), medium and low 1 and
-// 2 further. Per format, a least-squares line through every (photo,
-// quality) point relates log(1-SSIM) to log(distance); a level's target is
-// that line's SSIM at the level's distance (rounded to 4 decimals).
-func analyse(rows []calRow) {
-	var q80 []float64
+// analyse derives the levels from calibration rows.
+//
+// A level's lambda is the exchange rate of compress's trade-off (gain =
+// SSIM - bpp/lambda). high's is the smallest whole lambda at which the
+// choices it makes (per photo, the progressive JPEG quality of maximum
+// gain) have a mean SSIM at least q80's mean SSIM on the same photos plus
+// a margin of 0.001 (for the search's tolerance and for photos unlike
+// these): as similar as the replaced service on average, in the fewest
+// bytes the equal-slope rule can find. medium and low halve it and halve
+// it again. A level's floor is the lowest SSIM its own choices reach on
+// the calibration photos, rounded down to 3 decimals: it only acts on an
+// image harder than any of them. It returns each level's choice of
+// quality per photo, nil when no lambda qualifies.
+func analyse(rows []calRow) map[string]map[string]int {
+	type point struct {
+		bpp, ssim float64
+		bytes     int
+		quality   int
+	}
+	grid := map[string][]point{}
+	q80 := map[string]calRow{}
 	for _, r := range rows {
-		if r.Format == imgd.FormatJPEG && r.Quality == 80 {
-			q80 = append(q80, r.Butteraugli)
+		if !r.Progressive {
+			q80[r.Photo] = r
+			continue
+		}
+		grid[r.Photo] = append(grid[r.Photo], point{8 * float64(r.Bytes) / float64(r.Pixels), r.SSIM, r.Bytes, r.Quality})
+	}
+	var photos []string
+	var q80Mean, q80Worst float64 = 0, 1
+	q80Bytes := 0
+	for p, r := range q80 {
+		if len(grid[p]) == 0 {
+			continue
+		}
+		photos = append(photos, p)
+		q80Mean += r.SSIM
+		q80Worst = min(q80Worst, r.SSIM)
+		q80Bytes += r.Bytes
+	}
+	if len(photos) == 0 {
+		fmt.Println("no photo has both q80 and the progressive grid: nothing to calibrate")
+		return nil
+	}
+	q80Mean /= float64(len(photos))
+	// choose is the level's outcome at lambda: mean and worst SSIM, total
+	// bytes, the quality chosen per photo.
+	choose := func(lambda float64) (mean, worst float64, bytes int, chosen map[string]int) {
+		worst, chosen = 1, map[string]int{}
+		for _, p := range photos {
+			best := slices.MaxFunc(grid[p], func(a, b point) int {
+				return cmp.Compare(a.ssim-a.bpp/lambda, b.ssim-b.bpp/lambda)
+			})
+			mean, worst, bytes = mean+best.ssim, min(worst, best.ssim), bytes+best.bytes
+			chosen[p] = best.quality
+		}
+		return mean / float64(len(photos)), worst, bytes, chosen
+	}
+	fmt.Printf("%d photos; JPEG q80: mean SSIM %.4f, worst %.4f, %d bytes\n\n", len(photos), q80Mean, q80Worst, q80Bytes)
+	fmt.Printf("| lambda | mean SSIM | worst SSIM | bytes vs q80 |\n|---:|---:|---:|---:|\n")
+	high := 0.0
+	for lambda := 5.0; lambda <= 120; lambda++ {
+		mean, worst, bytes, _ := choose(lambda)
+		if int(lambda)%5 == 0 {
+			fmt.Printf("| %.0f | %.4f | %.4f | %+.1f %% |\n", lambda, mean, worst, 100*(float64(bytes)/float64(q80Bytes)-1))
+		}
+		if high == 0 && mean >= q80Mean+0.001 && worst >= q80Worst {
+			high = lambda
 		}
 	}
-	if len(q80) == 0 {
-		fmt.Println("no JPEG q80 rows: nothing to calibrate")
-		return
+	if high == 0 {
+		fmt.Println("\nno lambda up to 120 keeps q80's mean and worst SSIM")
+		return nil
 	}
-	high := median(q80)
-	formats := []imgd.Format{imgd.FormatJPEG, imgd.FormatWebP, imgd.FormatAVIF}
-	fits := map[imgd.Format][2]float64{}
-	for _, f := range formats {
-		var xs, ys []float64
-		for _, r := range rows {
-			if r.Format == f && r.Butteraugli > 0 && r.SSIM < 1 {
-				xs, ys = append(xs, math.Log(r.Butteraugli)), append(ys, math.Log(1-r.SSIM))
+	// For comparison, one SSIM target for every photo (what an explicit
+	// target does): the lowest that keeps the same conditions.
+	for t := 0.950; t <= 0.999; t += 0.0005 {
+		var mean float64
+		worst, bytes := 1.0, 0
+		for _, p := range photos {
+			pick := slices.MaxFunc(grid[p], func(a, b point) int { return cmp.Compare(a.ssim, b.ssim) })
+			for _, pt := range grid[p] { // ordered by quality
+				if pt.ssim >= t {
+					pick = pt
+					break
+				}
 			}
+			mean, worst, bytes = mean+pick.ssim, min(worst, pick.ssim), bytes+pick.bytes
 		}
-		a, b, r2 := lineFit(xs, ys)
-		fits[f] = [2]float64{a, b}
-		fmt.Printf("%s: log(1-SSIM) = %.3f + %.3f log(butteraugli), r² %.2f over %d points\n", f, a, b, r2, len(xs))
+		if mean/float64(len(photos)) >= q80Mean+0.001 && worst >= q80Worst {
+			fmt.Printf("\nOne SSIM target for every photo keeps the same conditions from %.4f: mean %.4f, worst %.4f, bytes %+.1f %% vs q80\n",
+				t, mean/float64(len(photos)), worst, 100*(float64(bytes)/float64(q80Bytes)-1))
+			break
+		}
 	}
-	fmt.Printf("\n| level | Butteraugli distance | jpeg SSIM target | webp SSIM target | avif SSIM target |\n|---|---:|---:|---:|---:|\n")
+	choices := map[string]map[string]int{}
+	fmt.Printf("\n| level | lambda | floor | mean SSIM | worst SSIM | bytes vs q80 |\n|---|---:|---:|---:|---:|---:|\n")
 	for i, name := range []string{"high", "medium", "low"} {
-		d := high + float64(i)
-		fmt.Printf("| %s | %.2f |", name, d)
-		for _, f := range formats {
-			ab := fits[f]
-			fmt.Printf(" %.4f |", 1-math.Exp(ab[0]+ab[1]*math.Log(d)))
-		}
-		fmt.Println()
+		lambda := high / math.Pow(2, float64(i))
+		mean, worst, bytes, chosen := choose(lambda)
+		fmt.Printf("| %s | %.2f | %.3f | %.4f | %.4f | %+.1f %% |\n", name, lambda, math.Floor(worst*1e3)/1e3, mean, worst,
+			100*(float64(bytes)/float64(q80Bytes)-1))
+		choices[name] = chosen
 	}
+	return choices
 }
 
-// lineFit is the least-squares line y = a + b x and its r².
-func lineFit(xs, ys []float64) (a, b, r2 float64) {
-	n := float64(len(xs))
-	var sx, sy, sxx, sxy, syy float64
-	for i := range xs {
-		sx, sy = sx+xs[i], sy+ys[i]
-		sxx, sxy, syy = sxx+xs[i]*xs[i], sxy+xs[i]*ys[i], syy+ys[i]*ys[i]
+// butteraugliFromFile analyses saved calibration lines, then measures the
+// Butteraugli distances of the levels' choices.
+func butteraugliFromFile(o options, path string) error {
+	rows, err := readCalRows(path)
+	if err != nil {
+		return err
 	}
-	b = (n*sxy - sx*sy) / (n*sxx - sx*sx)
-	a = (sy - b*sx) / n
-	r := (n*sxy - sx*sy) / math.Sqrt((n*sxx-sx*sx)*(n*syy-sy*sy))
-	return a, b, r * r
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
+	eng, err := engine.New(engine.Options{})
+	if err != nil {
+		return err
 	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	photos, err := calibrationPhotos(o)
+	if err != nil {
+		return err
+	}
+	b := &bench{o: o, eng: eng}
+	return b.butteraugliOfLevels(photos, analyse(rows))
 }
 
 // analyseFile re-reads calibration JSON lines.
 func analyseFile(path string) error {
-	data, err := os.ReadFile(path)
+	rows, err := readCalRows(path)
 	if err != nil {
 		return err
 	}
+	analyse(rows)
+	return nil
+}
+
+func readCalRows(path string) ([]calRow, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
 	var rows []calRow
 	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if !strings.HasPrefix(l, "{") {
+			continue // the analysis -calibrate printed after the data
+		}
 		var r calRow
 		if err := json.Unmarshal([]byte(l), &r); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		rows = append(rows, r)
 	}
-	analyse(rows)
-	return nil
+	return rows, nil
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 
@@ -11,21 +12,33 @@ import (
 	"github.com/imgd/imgd/internal/vips"
 )
 
-// levelTargets are the SSIM targets (mean SSIM on linear-light luma,
-// internal/ssim) of the named compress levels, per format, calibrated
-// against Butteraugli on the testdata photos (`go run ./bench/compress
-// -calibrate -width 1024`; docs/compression.md has the method and data):
-// high is the Butteraugli distance JPEG q80 gives on the median photo,
-// medium and low 1 and 2 further, and each format's target is the SSIM at
-// which that format reaches the distance, since SSIM weighs each codec's
-// artefacts differently. PNG palettes and GIF have no calibration of their
-// own and use JPEG's.
-var levelTargets = map[imgd.Format]map[string]float64{
-	imgd.FormatJPEG: {imgd.QualityHigh: 0.9883, imgd.QualityMedium: 0.9808, imgd.QualityLow: 0.9723},
-	imgd.FormatWebP: {imgd.QualityHigh: 0.9863, imgd.QualityMedium: 0.9812, imgd.QualityLow: 0.9762},
-	imgd.FormatAVIF: {imgd.QualityHigh: 0.9888, imgd.QualityMedium: 0.9832, imgd.QualityLow: 0.9774},
-	imgd.FormatPNG:  {imgd.QualityHigh: 0.9883, imgd.QualityMedium: 0.9808, imgd.QualityLow: 0.9723},
-	imgd.FormatGIF:  {imgd.QualityHigh: 0.9883, imgd.QualityMedium: 0.9808, imgd.QualityLow: 0.9723},
+// level is a named compress quality. Its search does not aim at one SSIM
+// for every image: it stops where more bytes stop buying much similarity,
+// that is at the quality that maximises
+//
+//	gain = SSIM - bpp/lambda      (bpp: bits per pixel of the output)
+//
+// so it stops where one more bit per pixel would raise the SSIM by less
+// than 1/lambda. On easy images (smooth, clean) that point is a high SSIM
+// reached with few bytes; on hard ones (fine texture, noise) every step of
+// SSIM costs many bytes and the search stops lower, but never under floor.
+// One exchange rate between SSIM and bytes for all images is what spends a
+// catalogue's bytes where they raise the mean SSIM most (the equal-slope
+// rule of rate-distortion allocation). The values are calibrated on photos
+// the benchmark does not use (`go run ./bench/compress -calibrate`;
+// docs/compression.md has the method and the data): high's lambda is the
+// cheapest at which the level keeps both the mean and the worst SSIM of
+// JPEG q80 (the replaced service), medium and low halve it in turn, and a
+// floor is the lowest SSIM the level's own choices reach there.
+type level struct {
+	lambda float64 // bits per pixel one unit of SSIM is worth
+	floor  float64 // the SSIM the output never goes under (unless max_bytes forces it)
+}
+
+var levels = map[string]level{
+	imgd.QualityHigh:   {lambda: 31, floor: 0.971},
+	imgd.QualityMedium: {lambda: 15.5, floor: 0.933},
+	imgd.QualityLow:    {lambda: 7.75, floor: 0.897},
 }
 
 // qualityRange are the encoder quality clamps searched per lossy format:
@@ -53,6 +66,7 @@ type candidate struct {
 	quality int // 0 for lossless PNG; palette PNG reports 1..100 as libvips' Q
 	data    []byte
 	score   float64
+	bpp     float64 // bits per pixel of data (all frames)
 }
 
 // compressResult is one format's best encoding and what it took.
@@ -92,18 +106,23 @@ func (j *job) compressEncode(c *imgd.Compress) (data []byte, format imgd.Format,
 	if len(results) == 0 {
 		return nil, "", nil, firstErr
 	}
-	best := pickBest(results, c.Target != nil || c.Quality != "")
+	best := pickBest(results, c)
 	return best.data, best.format, compressOutputs(c, best, results), nil
 }
 
-// pickBest keeps, among the formats that meet the target, the smallest;
-// when none does (max_bytes won) or there is no target, the best scoring.
-func pickBest(rs []compressResult, hasTarget bool) compressResult {
+// pickBest keeps, among the formats that meet the target (a level's
+// floor), the smallest, or for a level the one with the best trade-off
+// between SSIM and bytes; when none does (max_bytes won) or there is no
+// target, the best scoring.
+func pickBest(rs []compressResult, c *imgd.Compress) compressResult {
 	var met []compressResult
 	for _, r := range rs {
-		if hasTarget && r.targetMet {
+		if targetFor(c) > 0 && r.targetMet {
 			met = append(met, r)
 		}
+	}
+	if lv, ok := levelOf(c); ok && len(met) > 0 {
+		return slices.MaxFunc(met, func(a, b compressResult) int { return cmp.Compare(lv.gain(a.candidate), lv.gain(b.candidate)) })
 	}
 	if len(met) > 0 {
 		return slices.MinFunc(met, func(a, b compressResult) int { return len(a.data) - len(b.data) })
@@ -112,20 +131,21 @@ func pickBest(rs []compressResult, hasTarget bool) compressResult {
 }
 
 func compressOutputs(c *imgd.Compress, best compressResult, rs []compressResult) map[string]any {
-	target := targetFor(c, best.format)
+	target := targetFor(c)
 	iterations := 0
 	tried := make([]map[string]any, 0, len(rs))
 	for _, r := range rs {
 		iterations += r.encodes
 		t := map[string]any{"format": r.format, "quality": r.quality, "score": floor4(r.score),
-			"bytes": len(r.data), "encodes": r.encodes}
+			"bytes": len(r.data), "bpp": round3(r.bpp), "encodes": r.encodes}
 		if target > 0 {
 			t["target_met"] = r.targetMet
 		}
 		tried = append(tried, t)
 	}
 	out := map[string]any{"format": best.format, "quality_used": best.quality, "metric": "ssim",
-		"score": floor4(best.score), "bytes": len(best.data), "iterations": iterations, "candidates": tried}
+		"score": floor4(best.score), "bytes": len(best.data), "bpp": round3(best.bpp), "iterations": iterations,
+		"candidates": tried}
 	if target > 0 {
 		out["target"], out["target_met"] = target, best.targetMet
 	}
@@ -136,16 +156,32 @@ func compressOutputs(c *imgd.Compress, best compressResult, rs []compressResult)
 // looks better than it was.
 func floor4(v float64) float64 { return math.Floor(v*1e4) / 1e4 }
 
-// targetFor is the SSIM target of c for format f, 0 when c has only max_bytes.
-func targetFor(c *imgd.Compress, f imgd.Format) float64 {
+func round3(v float64) float64 { return math.Round(v*1e3) / 1e3 }
+
+// targetFor is the SSIM c must reach: its explicit target or its level's
+// floor; 0 when c has only max_bytes.
+func targetFor(c *imgd.Compress) float64 {
 	if c.Target != nil {
 		return c.Target.SSIM
 	}
-	if c.Quality == "" {
-		return 0
+	if lv, ok := levelOf(c); ok {
+		return lv.floor
 	}
-	return levelTargets[f][c.Quality]
+	return 0
 }
+
+// levelOf is c's named level, when c asks for one (an explicit target
+// replaces it).
+func levelOf(c *imgd.Compress) (level, bool) {
+	if c.Target != nil {
+		return level{}, false
+	}
+	lv, ok := levels[c.Quality]
+	return lv, ok
+}
+
+// gain is what a level maximises: similarity minus what the bytes cost.
+func (lv level) gain(c candidate) float64 { return c.score - c.bpp/lv.lambda }
 
 // compressCandidates lists the formats to try: the asked one, or for auto
 // those that keep what the image has: animation (WebP, GIF) and
@@ -230,7 +266,8 @@ func (en *encoder) at(q int) (candidate, error) {
 	if err != nil {
 		return candidate{}, err
 	}
-	c := candidate{format: en.format, quality: q, data: data, score: score}
+	px := float64(en.j.im.Width()) * float64(en.j.im.Height())
+	c := candidate{format: en.format, quality: q, data: data, score: score, bpp: 8 * float64(len(data)) / px}
 	en.tried[q] = c
 	return c, nil
 }
@@ -279,7 +316,7 @@ func (j *job) score(ref *ssim.Reference, data []byte, f imgd.Format) (float64, e
 func (j *job) compressFormat(c *imgd.Compress, f imgd.Format) (compressResult, error) {
 	en := j.newEncoder(c, f)
 	defer en.close()
-	target := targetFor(c, f)
+	target := targetFor(c)
 	var best candidate
 	var err error
 	switch f {
@@ -288,7 +325,7 @@ func (j *job) compressFormat(c *imgd.Compress, f imgd.Format) (compressResult, e
 	case imgd.FormatGIF:
 		best, err = en.at(0) // GIF has no quality knob: one palette encode
 	default:
-		best, err = en.search(target, c.MaxBytes)
+		best, err = en.search(c)
 	}
 	if err != nil {
 		return compressResult{}, err
@@ -320,35 +357,152 @@ func (en *encoder) png(target float64, maxBytes int) (candidate, error) {
 	return lossless, nil
 }
 
-// search bisects the encoder quality of a lossy format: the smallest
-// quality whose output reaches target, then, when that is over maxBytes,
-// the largest quality that fits. With no target, the largest that fits.
-func (en *encoder) search(target float64, maxBytes int) (candidate, error) {
+// search finds a lossy format's encoding: for a level the quality with
+// the level's best trade-off (not under its floor), for a target the
+// smallest quality that reaches it; when that is over max_bytes, the
+// largest quality that fits. With max_bytes alone, the largest that fits.
+func (en *encoder) search(c *imgd.Compress) (candidate, error) {
 	lo, hi := qualityRange[en.format][0], qualityRange[en.format][1]
-	if target > 0 {
-		_, q, err := en.lowestPassing(lo, hi, firstGuess[en.format], func(c candidate) float64 { return distortionScale(c.score) },
-			distortionScale(target))
+	if target := targetFor(c); target > 0 {
+		var q int
+		var err error
+		if lv, ok := levelOf(c); ok {
+			q, err = en.bestTradeoff(lv)
+		} else {
+			_, q, err = en.lowestPassing(lo, hi, firstGuess[en.format], func(c candidate) float64 { return distortionScale(c.score) },
+				distortionScale(target))
+			q = min(q, hi) // none passes: the best this format can do
+		}
 		if err != nil {
 			return candidate{}, err
 		}
-		q = min(q, hi) // none passes: the best this format can do
 		best, err := en.at(q)
-		if err != nil || maxBytes == 0 || len(best.data) <= maxBytes {
+		if err != nil || c.MaxBytes == 0 || len(best.data) <= c.MaxBytes {
 			return best, err
 		}
 		hi = q
 	}
-	if maxBytes == 0 {
+	if c.MaxBytes == 0 {
 		return en.at(hi)
 	}
 	// The highest quality tested that fits (none at lo: the caller
 	// reports that the smallest is too big).
 	fits, _, err := en.lowestPassing(lo, hi, (lo+hi)/2, func(c candidate) float64 { return math.Log(float64(len(c.data))) },
-		math.Log(float64(maxBytes)+0.5))
+		math.Log(float64(c.MaxBytes)+0.5))
 	if err != nil {
 		return candidate{}, err
 	}
 	return en.at(max(fits, lo))
+}
+
+// bestTradeoff's search: the distance between its first two probes
+// (while the best is at an end of what was tried, the next probe goes
+// twice as far each time), how closely it brackets the peak (the gain is
+// flat near it, so 3 steps either side costs little), and at most how
+// many encodes it makes before keeping the best so far. Chosen by
+// replaying the search on calibration data (docs/compression.md): about
+// 5.5 encodes per image on average.
+const (
+	tradeoffStep      = 6
+	tradeoffTolerance = 3
+	tradeoffEncodes   = 6
+)
+
+// bestTradeoff returns the quality that maximises lv.gain, then raised to
+// the lowest quality that reaches lv.floor when it is under it. The gain
+// rises with the quality up to one maximum and falls after it (SSIM grows
+// ever more slowly with the bytes, the bytes ever faster with the
+// quality), so once a probe has lower probes on both sides the maximum is
+// bracketed, and parabolic interpolation through the three narrows it to
+// tradeoffTolerance steps in two or three encodes.
+func (en *encoder) bestTradeoff(lv level) (int, error) {
+	lo, hi := qualityRange[en.format][0], qualityRange[en.format][1]
+	first := min(max(firstGuess[en.format], lo), hi)
+	for _, q := range []int{first, min(first+tradeoffStep, hi)} {
+		if _, err := en.at(q); err != nil {
+			return 0, err
+		}
+	}
+	best := first
+	for step := 2 * tradeoffStep; ; step *= 2 {
+		qs := slices.Sorted(maps.Keys(en.tried))
+		i := 0
+		for k, q := range qs {
+			if lv.gain(en.tried[q]) > lv.gain(en.tried[qs[i]]) {
+				i = k
+			}
+		}
+		best = qs[i]
+		var next int
+		switch {
+		case len(qs) >= tradeoffEncodes, i == len(qs)-1 && best == hi, i == 0 && best == lo:
+			next = -1 // the best is at a clamp
+		case i == len(qs)-1:
+			next = min(best+step, hi)
+		case i == 0:
+			next = max(best-step, lo)
+		default:
+			next = parabolaPeak(qs[i-1], best, qs[i+1], func(q int) float64 { return lv.gain(en.tried[q]) })
+		}
+		if next < 0 {
+			break
+		}
+		if _, err := en.at(next); err != nil {
+			return 0, err
+		}
+	}
+	if en.tried[best].score >= lv.floor || best == hi {
+		return best, nil
+	}
+	// Raise it to the floor, starting from what the probes already tell:
+	// the lowest quality tried that passes and the highest under it that
+	// fails; the first new probe interpolates between them.
+	fail, ok := best, hi+1
+	for q, c := range en.tried {
+		if q > best && c.score >= lv.floor {
+			ok = min(ok, q)
+		}
+	}
+	for q, c := range en.tried {
+		if q > fail && q < ok && c.score < lv.floor {
+			fail = q
+		}
+	}
+	guess := fail + searchTolerance
+	if ok <= hi {
+		f, o := distortionScale(en.tried[fail].score), distortionScale(en.tried[ok].score)
+		guess = fail + int(math.Ceil((distortionScale(lv.floor)-f)/(o-f)*float64(ok-fail)))
+	}
+	_, ok, err := en.lowestPassing(fail+1, min(ok, hi), guess, func(c candidate) float64 { return distortionScale(c.score) },
+		distortionScale(lv.floor))
+	return min(ok, hi), err
+}
+
+// parabolaPeak is the next quality to try between a < b < c, where g(b)
+// is at least g(a) and g(c): the peak of the parabola through the three
+// points, kept strictly inside (a, c) and off b; -1 when a and c are
+// within 2·tradeoffTolerance, so b is known closely enough.
+func parabolaPeak(a, b, c int, g func(int) float64) int {
+	if c-a <= 2*tradeoffTolerance {
+		return -1
+	}
+	fa, fb, fc := g(a), g(b), g(c)
+	ba, bc := float64(b-a), float64(b-c)
+	num := ba*ba*(fb-fc) - bc*bc*(fb-fa)
+	den := ba*(fb-fc) - bc*(fb-fa)
+	q := (a + c) / 2
+	if den != 0 {
+		q = int(math.Round(float64(b) - 0.5*num/den))
+	}
+	q = min(max(q, a+1), c-1)
+	if q == b { // probe the wider side's middle instead
+		if b-a > c-b {
+			q = (a + b) / 2
+		} else {
+			q = (b + c + 1) / 2
+		}
+	}
+	return q
 }
 
 // distortionScale maps an SSIM score to -log(1-score), which grows about
