@@ -181,14 +181,23 @@ func (c *Client) Wait(ctx context.Context, id string) (imgd.Task, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ready := make(chan struct{})
-	final := make(chan struct{}, 1)
+	// final receives the task of the final event: the event carries the
+	// task as it became final, so asking for it again would only cost a
+	// round trip. A zero task (data missing or not this task's) makes the
+	// loop below ask.
+	final := make(chan imgd.Task, 1)
 	go func() {
 		_ = c.Events(ctx, "task_id="+url.QueryEscape(id), ready, func(ev Event) bool {
-			if imgd.TaskStatus(ev.Status).Final() {
-				final <- struct{}{}
-				return false
+			st := imgd.TaskStatus(ev.Status)
+			if !st.Final() {
+				return true
 			}
-			return true
+			var t imgd.Task
+			if json.Unmarshal(ev.Data, &t) != nil || t.ID != id || t.Status != st {
+				t = imgd.Task{}
+			}
+			final <- t
+			return false
 		})
 	}()
 	select {
@@ -208,7 +217,10 @@ func (c *Client) Wait(ctx context.Context, id string) (imgd.Task, error) {
 			return t, nil
 		}
 		select {
-		case <-final:
+		case t := <-final:
+			if t.ID != "" {
+				return t, nil
+			}
 		case <-poll.C:
 		case <-ctx.Done():
 			return t, ctx.Err()

@@ -39,6 +39,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -189,29 +190,47 @@ func (r *run) work(ctx context.Context) error {
 		return fmt.Errorf("find result: %w", err)
 	}
 
-	t, err = w.store.StartTask(ctx, id, r.job.Attempt)
-	if err != nil {
-		if errors.Is(err, imgd.ErrTaskTransition) {
-			r.log.Info("task became final before it started", "error", err)
+	// The start is recorded (a write transaction, then the processing
+	// event) while the image is read and the pipeline runs: at one task at
+	// a time that takes the transaction off the task's path, and only
+	// storing the result waits for both. The start has a context of its
+	// own, so that a shutdown ending ctx meanwhile finds it recorded or
+	// not, never cut off. Every way out of here, a panic included, waits
+	// for it first, so that decide knows whether the task started and the
+	// task's events stay in order.
+	// A start that fails (the task was cancelled or finished meanwhile)
+	// stops the pipeline too: its output would be thrown away.
+	pctx, stopPipeline := context.WithCancel(ctx)
+	defer stopPipeline()
+	startc := make(chan startResult, 1)
+	go func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		res := w.start(sctx, id, r.job.Attempt)
+		if res.err != nil {
+			stopPipeline()
+		}
+		startc <- res
+	}()
+	var st startResult
+	join := sync.OnceFunc(func() {
+		if st = <-startc; st.err == nil {
+			r.task, r.started = st.task, true
+		}
+	})
+	defer join()
+	start := time.Now()
+	src, out, runErr := w.runPipeline(pctx, t)
+	join()
+	if st.err != nil {
+		if errors.Is(st.err, imgd.ErrTaskTransition) {
+			r.log.Info("task became final before it started", "error", st.err)
 			return nil
 		}
-		return fmt.Errorf("start task: %w", err)
+		return fmt.Errorf("start task: %w", st.err)
 	}
-	r.task, r.started = t, true
-	w.publish(t)
-
-	start := time.Now()
-	im, err := w.store.GetImage(ctx, t.ImageID)
-	if err != nil {
-		return fmt.Errorf("get image %s: %w", t.ImageID, err)
-	}
-	src, err := w.read(ctx, im.BlobKey)
-	if err != nil {
-		return err
-	}
-	out, err := w.engine.Run(ctx, src, t.Pipeline)
-	if err != nil {
-		return err
+	if runErr != nil {
+		return runErr
 	}
 	result, written, err := w.putResult(ctx, id, out)
 	if err != nil {
@@ -247,6 +266,47 @@ func (r *run) work(ctx context.Context) error {
 		"blob_key", key, "bytes_in", len(src), "bytes_out", size, "width", out.Width, "height", out.Height,
 		"variants", len(out.Variants))
 	return nil
+}
+
+// startResult is what start returns through a channel.
+type startResult struct {
+	task imgd.Task
+	err  error
+}
+
+// start records the start of attempt on task id and publishes it. It runs
+// beside the pipeline, outside run.safely, so it recovers its own panic.
+func (w *Worker) start(ctx context.Context, id string, attempt int) (res startResult) {
+	defer func() {
+		if p := recover(); p != nil {
+			w.log.Error("task start panicked", "task_id", id, "panic", p, "stack", string(debug.Stack()))
+			res.err = &imgd.Error{Code: imgd.CodeInternal, Message: "internal error", Err: fmt.Errorf("panic: %v", p)}
+		}
+	}()
+	t, err := w.store.StartTask(ctx, id, attempt)
+	if err != nil {
+		return startResult{err: err}
+	}
+	w.publish(t)
+	return startResult{task: t}
+}
+
+// runPipeline reads the image of task t and runs its pipeline; it returns
+// the input too, for the log.
+func (w *Worker) runPipeline(ctx context.Context, t imgd.Task) ([]byte, *engine.Result, error) {
+	im, err := w.store.GetImage(ctx, t.ImageID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("get image %s: %w", t.ImageID, err)
+	}
+	src, err := w.read(ctx, im.BlobKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := w.engine.Run(ctx, src, t.Pipeline)
+	if err != nil {
+		return src, nil, err
+	}
+	return src, out, nil
 }
 
 // putResult stores the blobs of an engine result: its data, or for a

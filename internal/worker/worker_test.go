@@ -422,6 +422,14 @@ func TestStopAndCancelSnoozes(t *testing.T) {
 	}
 }
 
+// slowStart is a store whose StartTask takes 200 ms longer.
+type slowStart struct{ imgd.Store }
+
+func (s slowStart) StartTask(ctx context.Context, id string, attempt int) (imgd.Task, error) {
+	time.Sleep(200 * time.Millisecond)
+	return s.Store.StartTask(ctx, id, attempt)
+}
+
 // job is the River job of task as River hands it to Work, at attempt.
 func job(task imgd.Task, attempt int) *river.Job[queue.TaskArgs] {
 	return &river.Job[queue.TaskArgs]{
@@ -503,13 +511,30 @@ func TestWorkDecisions(t *testing.T) {
 		e := newEnv(t, func(b imgd.BlobStore) imgd.BlobStore {
 			return &faultBlobs{BlobStore: b, onGet: func(context.Context, int) error { panic("boom") }}
 		})
+		// The start is recorded late: the panic comes before it, and Work
+		// must still wait for it, so that the retry is recorded after it.
+		w, err := worker.New(worker.Options{Store: slowStart{e.store}, Blobs: e.blobs, Engine: testEngine, Hub: e.hub,
+			Logger: e.log, Timeout: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
 		task := e.createTask(t, e.upload(t, photo), resize300)
-		err := e.worker.Work(t.Context(), job(task, 1))
+		evs, _ := e.hub.Subscribe(t.Context(), events.Live)
+		err = w.Work(t.Context(), job(task, 1))
 		if imgd.CodeOf(err) != imgd.CodeInternal {
 			t.Errorf("Work that panicked = %v, want code internal", err)
 		}
-		if got := e.getTask(t, task.ID); got.Status != imgd.TaskPending || got.ErrorCode != imgd.CodeInternal || got.ErrorMessage != "internal error" {
-			t.Errorf("task = %s code %q message %q, want pending internal \"internal error\"", got.Status, got.ErrorCode, got.ErrorMessage)
+		if got := e.getTask(t, task.ID); got.Status != imgd.TaskPending || got.Attempt != 1 ||
+			got.ErrorCode != imgd.CodeInternal || got.ErrorMessage != "internal error" {
+			t.Errorf("task = %s attempt %d code %q message %q, want pending attempt 1 internal \"internal error\"",
+				got.Status, got.Attempt, got.ErrorCode, got.ErrorMessage)
+		}
+		var got []string
+		for len(evs) > 0 {
+			got = append(got, (<-evs).Status)
+		}
+		if fmt.Sprint(got) != "[processing pending]" {
+			t.Errorf("events = %v, want [processing pending]", got)
 		}
 	})
 

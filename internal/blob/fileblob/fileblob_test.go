@@ -132,3 +132,51 @@ func TestUnavailable(t *testing.T) {
 		t.Errorf("Put after the directory was removed = %v, want unavailable", err)
 	}
 }
+
+// A Put of content already stored keeps the stored file rather than
+// renaming a second copy over it (its bytes are not synced again), and
+// leaves no temporary file; a file of the wrong size under the key is
+// replaced.
+func TestPutKeepsStoredBlob(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := open(t, dir)
+	b := []byte("stored once")
+	key, _, err := s.Put(t.Context(), bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := key[len(imgd.BlobKeyPrefix):]
+	path := filepath.Join(dir, "sha256", digest[:2], digest)
+	first, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Put(t.Context(), bytes.NewReader(b)); err != nil {
+		t.Fatal(err)
+	}
+	again, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(first, again) {
+		t.Error("a second Put of the same content replaced the stored file")
+	}
+	if left := files(t, filepath.Join(dir, "tmp")); len(left) != 0 {
+		t.Errorf("temporary files left behind: %v", left)
+	}
+
+	// Not a file this store wrote: replaced by the content.
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("short"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Put(t.Context(), bytes.NewReader(b)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, b) {
+		t.Errorf("blob after a Put over a damaged file = %q, %v; want %q", got, err, b)
+	}
+}

@@ -55,7 +55,6 @@ type Options struct {
 type Store struct {
 	*sqlstore.Store
 	db     *sql.DB
-	stmts  *stmtCache
 	driver *wakeDriver
 	log    *slog.Logger
 }
@@ -79,10 +78,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	dsn := "file:" + opts.Path + "?_txlock=immediate" +
 		"&_pragma=busy_timeout(" + strconv.FormatInt(opts.BusyTimeout.Milliseconds(), 10) + ")" +
 		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
-	db, err := sql.Open("sqlite", dsn)
+	connector, err := sqlite.NewConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", opts.Path, err)
 	}
+	db := sql.OpenDB(cachingConnector{connector})
 	db.SetMaxOpenConns(opts.MaxConns)
 	db.SetMaxIdleConns(opts.MaxConns)
 	if err := db.PingContext(ctx); err != nil {
@@ -98,8 +98,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("river insert client: %w", err)
 	}
 	s := &Store{db: db, driver: driver, log: opts.Logger}
-	s.stmts = &stmtCache{db: db}
-	s.Store = sqlstore.New(&backend{db: db, stmts: s.stmts, river: client}, sqlstore.Options{NowFunc: opts.NowFunc})
+	s.Store = sqlstore.New(&backend{db: db, river: client}, sqlstore.Options{NowFunc: opts.NowFunc})
 	return s, nil
 }
 
@@ -188,14 +187,12 @@ func (s *Store) CreateTask(ctx context.Context, t imgd.Task) (imgd.Task, bool, e
 
 // Close closes the database; River clients using it must be stopped first.
 func (s *Store) Close() error {
-	s.stmts.close()
 	return s.db.Close()
 }
 
 // backend implements sqlstore.Backend.
 type backend struct {
 	db    *sql.DB
-	stmts *stmtCache
 	river *river.Client[*sql.Tx]
 }
 
@@ -205,11 +202,11 @@ type execQuerier interface {
 }
 
 func (b *backend) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	return exec(ctx, stmtQuerier{cache: b.stmts}, query, args)
+	return exec(ctx, b.db, query, args)
 }
 
 func (b *backend) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
-	return queryRows(ctx, stmtQuerier{cache: b.stmts}, query, args)
+	return queryRows(ctx, b.db, query, args)
 }
 
 func (b *backend) Ping(ctx context.Context) error {
@@ -229,7 +226,7 @@ func (b *backend) InTx(ctx context.Context, fn func(sqlstore.Tx) error) (err err
 			_ = tx.Rollback() // the error that made us roll back is the one to report
 		}
 	}()
-	if err := fn(&txn{tx: tx, stmts: b.stmts, river: b.river}); err != nil {
+	if err := fn(&txn{tx: tx, river: b.river}); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -241,16 +238,15 @@ func (b *backend) InTx(ctx context.Context, fn func(sqlstore.Tx) error) (err err
 // txn implements sqlstore.Tx.
 type txn struct {
 	tx    *sql.Tx
-	stmts *stmtCache
 	river *river.Client[*sql.Tx]
 }
 
 func (t *txn) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	return exec(ctx, stmtQuerier{cache: t.stmts, tx: t.tx}, query, args)
+	return exec(ctx, t.tx, query, args)
 }
 
 func (t *txn) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
-	return queryRows(ctx, stmtQuerier{cache: t.stmts, tx: t.tx}, query, args)
+	return queryRows(ctx, t.tx, query, args)
 }
 
 func (t *txn) InsertTaskJob(ctx context.Context, taskID string, priority int) (int64, error) {

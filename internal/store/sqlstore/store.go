@@ -447,10 +447,9 @@ func (s *Store) StartTask(ctx context.Context, id string, attempt int) (imgd.Tas
 		return imgd.Task{}, &imgd.Error{Code: imgd.CodeInvalidArgument, Field: "attempt",
 			Message: fmt.Sprintf("must be >= 1, got %d", attempt)}
 	}
-	return s.transition(ctx, "start", id, imgd.TaskProcessing, func(tx Tx, _ imgd.Task, now time.Time) (int64, error) {
-		return tx.Exec(ctx, `UPDATE tasks SET status = 'processing', attempt = $2, started_at = $3
-			WHERE id = $1 AND `+unfinished, id, attempt, now)
-	})
+	return s.move(ctx, "start", id, imgd.TaskProcessing, func(now time.Time) (string, []any) {
+		return `status = 'processing', attempt = $2, started_at = $3`, []any{attempt, now}
+	}, nil)
 }
 
 // RetryTask implements imgd.Store.
@@ -458,10 +457,10 @@ func (s *Store) RetryTask(ctx context.Context, id string, cause error) (imgd.Tas
 	if cause == nil {
 		return imgd.Task{}, &imgd.Error{Code: imgd.CodeInvalidArgument, Field: "cause", Message: "is required"}
 	}
-	return s.transition(ctx, "retry", id, imgd.TaskPending, func(tx Tx, _ imgd.Task, _ time.Time) (int64, error) {
-		return tx.Exec(ctx, `UPDATE tasks SET status = 'pending', error_code = $2, error_message = $3
-			WHERE id = $1 AND `+unfinished, id, string(imgd.CodeOf(cause)), imgd.MessageOf(cause))
-	})
+	return s.move(ctx, "retry", id, imgd.TaskPending, func(time.Time) (string, []any) {
+		return `status = 'pending', error_code = $2, error_message = $3`,
+			[]any{string(imgd.CodeOf(cause)), imgd.MessageOf(cause)}
+	}, nil)
 }
 
 // CompleteTask implements imgd.Store.
@@ -473,17 +472,12 @@ func (s *Store) CompleteTask(ctx context.Context, id string, r imgd.Result) (img
 		r.MediaType = r.Format.MediaType()
 	}
 	to := r.Status()
-	return s.transition(ctx, "complete", id, to, func(tx Tx, _ imgd.Task, now time.Time) (int64, error) {
-		n, err := tx.Exec(ctx, `UPDATE tasks SET status = $10, error_code = '', error_message = '',
-				result_blob_key = $2, result_format = $3, result_media_type = $4, result_width = $5,
-				result_height = $6, result_bytes = $7, result_outputs = $8, finished_at = $9
-			WHERE id = $1 AND `+unfinished,
-			id, r.BlobKey, string(r.Format), r.MediaType, r.Width, r.Height, r.Bytes, string(r.Outputs), now, string(to))
-		if err != nil || n != 1 {
-			return n, err
-		}
-		return n, insertVariants(ctx, tx, id, r.Variants)
-	})
+	return s.move(ctx, "complete", id, to, func(now time.Time) (string, []any) {
+		return `status = $10, error_code = '', error_message = '', result_blob_key = $2, result_format = $3,
+				result_media_type = $4, result_width = $5, result_height = $6, result_bytes = $7,
+				result_outputs = $8, finished_at = $9`,
+			[]any{r.BlobKey, string(r.Format), r.MediaType, r.Width, r.Height, r.Bytes, string(r.Outputs), now, string(to)}
+	}, func(tx Tx) error { return insertVariants(ctx, tx, id, r.Variants) })
 }
 
 // FailTask implements imgd.Store.
@@ -491,61 +485,112 @@ func (s *Store) FailTask(ctx context.Context, id string, cause error) (imgd.Task
 	if cause == nil {
 		return imgd.Task{}, &imgd.Error{Code: imgd.CodeInvalidArgument, Field: "cause", Message: "is required"}
 	}
-	return s.transition(ctx, "fail", id, imgd.TaskFailed, func(tx Tx, _ imgd.Task, now time.Time) (int64, error) {
-		return tx.Exec(ctx, `UPDATE tasks SET status = 'failed', error_code = $2, error_message = $3, finished_at = $4
-			WHERE id = $1 AND `+unfinished, id, string(imgd.CodeOf(cause)), imgd.MessageOf(cause), now)
-	})
+	return s.move(ctx, "fail", id, imgd.TaskFailed, func(now time.Time) (string, []any) {
+		return `status = 'failed', error_code = $2, error_message = $3, finished_at = $4`,
+			[]any{string(imgd.CodeOf(cause)), imgd.MessageOf(cause), now}
+	}, nil)
 }
 
 // CancelTask implements imgd.Store.
 func (s *Store) CancelTask(ctx context.Context, id string) (imgd.Task, error) {
-	return s.transition(ctx, "cancel", id, imgd.TaskCanceled, func(tx Tx, cur imgd.Task, now time.Time) (int64, error) {
-		if err := tx.CancelJob(ctx, cur.JobID); err != nil {
-			return 0, fmt.Errorf("cancel job %d: %w", cur.JobID, err)
-		}
-		return tx.Exec(ctx, `UPDATE tasks SET status = 'canceled', error_code = $2, error_message = $3, finished_at = $4
-			WHERE id = $1 AND `+unfinished, id, string(imgd.CodeCanceled), "task was canceled", now)
-	})
-}
-
-// transition moves task id to status to inside a transaction that holds the
-// task's row: a final status repeated returns the task unchanged, a move that
-// TaskStatus.CanBecome forbids returns imgd.TransitionError, and otherwise
-// update runs and must change the row.
-func (s *Store) transition(ctx context.Context, verb, id string, to imgd.TaskStatus,
-	update func(tx Tx, cur imgd.Task, now time.Time) (int64, error)) (imgd.Task, error) {
 	var out imgd.Task
 	err := s.db.InTx(ctx, func(tx Tx) error {
-		cur, ok, err := queryTask(ctx, tx, `SELECT `+taskColumns+` FROM tasks WHERE id = $1`+s.db.ForUpdate(), id)
+		var err error
+		out, err = s.transitionTx(ctx, tx, id, imgd.TaskCanceled, func(cur imgd.Task, now time.Time) (int64, error) {
+			if err := tx.CancelJob(ctx, cur.JobID); err != nil {
+				return 0, fmt.Errorf("cancel job %d: %w", cur.JobID, err)
+			}
+			return tx.Exec(ctx, `UPDATE tasks SET status = 'canceled', error_code = $2, error_message = $3, finished_at = $4
+				WHERE id = $1 AND `+unfinished, id, string(imgd.CodeCanceled), "task was canceled", now)
+		})
+		return err
+	})
+	if err != nil {
+		return imgd.Task{}, fmt.Errorf("cancel task %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// move moves task id to status to: set returns the SET clause of the
+// UPDATE, whose arguments are $2 onwards ($1 is the task id), and then,
+// when not nil, runs in the same transaction after the row changed.
+//
+// An unfinished task (the usual case: a worker starting or completing it)
+// may become any status (TaskStatus.CanBecome), so one UPDATE guarded by
+// unfinished, returning the row, does the whole change. Only when it
+// changes nothing (no such task, or a final one) does transitionTx read
+// the row to tell which answer is due, in the same transaction. That saves
+// the worker two statements per status change, against transition's
+// read, update, read.
+func (s *Store) move(ctx context.Context, verb, id string, to imgd.TaskStatus,
+	set func(now time.Time) (string, []any), then func(tx Tx) error) (imgd.Task, error) {
+	var out imgd.Task
+	err := s.db.InTx(ctx, func(tx Tx) error {
+		clause, args := set(s.now())
+		query := `UPDATE tasks SET ` + clause + ` WHERE id = $1 AND ` + unfinished
+		args = append([]any{id}, args...)
+		t, ok, err := queryOne(ctx, tx, scanTask, query+` RETURNING `+taskColumns, args...)
 		if err != nil {
 			return err
 		}
 		if !ok {
-			return notFound("task", id)
-		}
-		// A final status repeated, or a completed task completed again
-		// (whether either run had failed variants), changes nothing.
-		if cur.Status == to && to.Final() || cur.Status.HasResult() && to.HasResult() {
-			out = cur
-			return nil
-		}
-		if !cur.Status.CanBecome(to) {
-			return imgd.TransitionError(id, cur.Status, to)
-		}
-		n, err := update(tx, cur, s.now())
-		if err != nil {
+			out, err = s.transitionTx(ctx, tx, id, to, func(imgd.Task, time.Time) (int64, error) {
+				n, err := tx.Exec(ctx, query, args...)
+				if err == nil && n == 1 && then != nil {
+					err = then(tx)
+				}
+				return n, err
+			})
 			return err
 		}
-		if n != 1 {
-			return fmt.Errorf("task changed while locked (%d rows updated)", n)
+		if then != nil {
+			if err := then(tx); err != nil {
+				return err
+			}
 		}
-		out, _, err = queryTask(ctx, tx, `SELECT `+taskColumns+` FROM tasks WHERE id = $1`, id)
-		return err
+		one := []imgd.Task{t}
+		if err := attachVariants(ctx, tx, one); err != nil {
+			return err
+		}
+		out = one[0]
+		return nil
 	})
 	if err != nil {
 		return imgd.Task{}, fmt.Errorf("%s task %s: %w", verb, id, err)
 	}
 	return out, nil
+}
+
+// transitionTx moves task id to status to inside tx, holding the task's
+// row: a final status repeated returns the task unchanged, a move that
+// TaskStatus.CanBecome forbids returns imgd.TransitionError, and otherwise
+// update runs and must change the row.
+func (s *Store) transitionTx(ctx context.Context, tx Tx, id string, to imgd.TaskStatus,
+	update func(cur imgd.Task, now time.Time) (int64, error)) (imgd.Task, error) {
+	cur, ok, err := queryTask(ctx, tx, `SELECT `+taskColumns+` FROM tasks WHERE id = $1`+s.db.ForUpdate(), id)
+	if err != nil {
+		return imgd.Task{}, err
+	}
+	if !ok {
+		return imgd.Task{}, notFound("task", id)
+	}
+	// A final status repeated, or a completed task completed again
+	// (whether either run had failed variants), changes nothing.
+	if cur.Status == to && to.Final() || cur.Status.HasResult() && to.HasResult() {
+		return cur, nil
+	}
+	if !cur.Status.CanBecome(to) {
+		return imgd.Task{}, imgd.TransitionError(id, cur.Status, to)
+	}
+	n, err := update(cur, s.now())
+	if err != nil {
+		return imgd.Task{}, err
+	}
+	if n != 1 {
+		return imgd.Task{}, fmt.Errorf("task changed while locked (%d rows updated)", n)
+	}
+	out, _, err := queryTask(ctx, tx, `SELECT `+taskColumns+` FROM tasks WHERE id = $1`, id)
+	return out, err
 }
 
 // FindResult implements imgd.Store.
