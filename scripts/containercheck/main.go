@@ -239,16 +239,7 @@ func versionLess(a, b string) bool {
 // runContainer starts the image the way `docker run -p PORT:EXPOSE IMAGE`
 // would, checks it and stops it.
 func runContainer(ctx context.Context, r *report, o options, root string, img *builtStage, cf *composeFile) error {
-	c, err := startContainer(filepath.Join(o.cache, "run"), img)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := c.close(); err != nil {
-			r.fail("%v", err)
-		}
-	}()
-	return withChroot(c.root, false, nil, func() error {
+	return inContainer(r, filepath.Join(o.cache, "run"), img, func(c *container) error {
 		cfg := img.config
 		exposed, _ := exposedPort(cfg)
 		port, err := freePort()

@@ -29,6 +29,21 @@ type container struct {
 	account account
 }
 
+// inContainer mounts the image under dir, runs fn chrooted into it, then
+// unmounts it (a failure to unmount is reported as a check failure).
+func inContainer(r *report, dir string, img *builtStage, fn func(c *container) error) error {
+	c, err := startContainer(dir, img)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := c.close(); err != nil {
+			r.fail("%v", err)
+		}
+	}()
+	return withChroot(c.root, false, nil, func() error { return fn(c) })
+}
+
 // startContainer mounts the image's layers under dir with a fresh upper
 // layer. The caller must call close.
 func startContainer(dir string, img *builtStage) (*container, error) {

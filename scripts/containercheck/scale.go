@@ -166,16 +166,7 @@ func runScale(ctx context.Context, r *report, o options, root string, img *built
 	mapped["IMGD_DATABASE_URL"] = db.String()
 	mapped["IMGD_BLOB_URL"] = strings.Replace(env["IMGD_BLOB_URL"], endpoint.Host, "127.0.0.1:"+s3Port, 1)
 
-	c, err := startContainer(filepath.Join(dir, "container"), img)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := c.close(); err != nil {
-			r.fail("%v", err)
-		}
-	}()
-	return withChroot(c.root, false, nil, func() error {
+	return inContainer(r, filepath.Join(dir, "container"), img, func(c *container) error {
 		cfg := img.config
 		exposed, _ := exposedPort(cfg)
 		var running []*process
