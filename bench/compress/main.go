@@ -274,6 +274,21 @@ func (b *bench) reference(photo string) (string, []byte, error) {
 	return path, src, os.WriteFile(path, res.Data, 0o644)
 }
 
+// referencePixels writes the reference of photo like reference and also
+// returns its PNG bytes and its pixels.
+func (b *bench) referencePixels(photo string) (string, []byte, ssim.Image, error) {
+	refPath, _, err := b.reference(photo)
+	if err != nil {
+		return "", nil, ssim.Image{}, err
+	}
+	ref, err := os.ReadFile(refPath)
+	if err != nil {
+		return "", nil, ssim.Image{}, err
+	}
+	im, err := loadSSIM(refPath)
+	return refPath, ref, im, err
+}
+
 func base(path string) string { return strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)) }
 
 // asPNG writes an output decoded to PNG (what the external tools read).
@@ -549,15 +564,7 @@ func (b *bench) agreement(photos []string) error {
 	var pairs [][2]string
 	var ours []float64
 	for _, photo := range photos {
-		refPath, _, err := b.reference(photo)
-		if err != nil {
-			return err
-		}
-		ref, err := os.ReadFile(refPath)
-		if err != nil {
-			return err
-		}
-		refIm, err := loadSSIM(refPath)
+		refPath, ref, refIm, err := b.referencePixels(photo)
 		if err != nil {
 			return err
 		}
@@ -603,15 +610,7 @@ func (b *bench) calibration(photos []string) error {
 	enc := json.NewEncoder(os.Stdout)
 	var rows []calRow
 	for _, photo := range photos {
-		refPath, _, err := b.reference(photo)
-		if err != nil {
-			return err
-		}
-		ref, err := os.ReadFile(refPath)
-		if err != nil {
-			return err
-		}
-		refIm, err := loadSSIM(refPath)
+		refPath, ref, refIm, err := b.referencePixels(photo)
 		if err != nil {
 			return err
 		}
