@@ -59,6 +59,7 @@ import (
 
 	"github.com/imgd/imgd"
 	"github.com/imgd/imgd/bench/internal/noop"
+	"github.com/imgd/imgd/bench/internal/photos"
 	"github.com/imgd/imgd/internal/apiclient"
 )
 
@@ -74,7 +75,7 @@ func main() {
 	bin := flag.String("imgd", "bin/imgd", "imgd binary")
 	workerList := flag.String("workers", "1,2", "comma-separated numbers of imgd worker processes to compare")
 	slots := flag.Int("slots", 1, "IMGD_WORKERS of each worker process: tasks it runs at once")
-	photos := flag.String("photos", "testdata/photos/*.jpg", "glob of the photos to resize")
+	photosGlob := flag.String("photos", "testdata/photos/*.jpg", "glob of the photos to resize")
 	dbURL := flag.String("db", envOr("IMGD_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"),
 		"PostgreSQL database; each run gets its own schema in it, dropped afterwards")
 	gw := flag.String("versitygw", versitygwBinary(), "versitygw binary (scripts/versitygw.sh installs it)")
@@ -88,16 +89,9 @@ func main() {
 		}
 		counts = append(counts, k)
 	}
-	files, _ := filepath.Glob(*photos)
-	if len(files) == 0 {
-		log.Fatalf("no photos match %s", *photos)
-	}
-	data := make([][]byte, len(files))
-	for i, f := range files {
-		var err error
-		if data[i], err = os.ReadFile(f); err != nil {
-			log.Fatal(err)
-		}
+	files, data, err := photos.Read(*photosGlob)
+	if err != nil {
+		log.Fatal(err)
 	}
 	if *gw == "" {
 		log.Fatal("versitygw not found: run scripts/versitygw.sh or pass -versitygw")
@@ -109,7 +103,7 @@ func main() {
 	defer s3.stop()
 
 	fmt.Printf("imgd scale-out: 1 api + K workers (IMGD_WORKERS=%d each) on PostgreSQL and versitygw, %d cores, %d tasks per scenario, %d clients, %d photos (%s)\n\n",
-		*slots, runtime.NumCPU(), *n, *c, len(files), *photos)
+		*slots, runtime.NumCPU(), *n, *c, len(files), *photosGlob)
 	var rows []row
 	// The same no-op scenarios on the embedded database and file blobs,
 	// one imgd serve process: what PostgreSQL and S3 cost against it.

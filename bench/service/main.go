@@ -50,6 +50,7 @@ import (
 
 	"github.com/imgd/imgd"
 	"github.com/imgd/imgd/bench/internal/noop"
+	"github.com/imgd/imgd/bench/internal/photos"
 	"github.com/imgd/imgd/internal/apiclient"
 )
 
@@ -57,22 +58,15 @@ func main() {
 	n := flag.Int("n", 500, "tasks per scenario")
 	c := flag.Int("c", 8, "concurrent clients")
 	bin := flag.String("imgd", "bin/imgd", "imgd binary")
-	photos := flag.String("photos", "testdata/photos/*.jpg", "glob of the photos to upload")
+	photosGlob := flag.String("photos", "testdata/photos/*.jpg", "glob of the photos to upload")
 	workers := flag.Int("workers", 0, "IMGD_WORKERS of the server (0: its default, the number of cores)")
 	only := flag.String("only", "", "comma-separated scenarios to run (compat, v1, noop, batch); empty runs them all")
 	flag.Parse()
 	want := func(name string) bool { return *only == "" || slices.Contains(strings.Split(*only, ","), name) }
 
-	files, _ := filepath.Glob(*photos)
-	if len(files) == 0 {
-		log.Fatalf("no photos match %s", *photos)
-	}
-	data := make([][]byte, len(files))
-	for i, f := range files {
-		var err error
-		if data[i], err = os.ReadFile(f); err != nil {
-			log.Fatal(err)
-		}
+	files, data, err := photos.Read(*photosGlob)
+	if err != nil {
+		log.Fatal(err)
 	}
 
 	srv, err := start(*bin, *workers)
@@ -80,7 +74,7 @@ func main() {
 		log.Fatal(err)
 	}
 	defer srv.stop()
-	fmt.Printf("imgd serve at %s, %d photos (%s), %d tasks per scenario, %d clients\n\n", srv.url, len(files), *photos, *n, *c)
+	fmt.Printf("imgd serve at %s, %d photos (%s), %d tasks per scenario, %d clients\n\n", srv.url, len(files), *photosGlob, *n, *c)
 
 	cl := apiclient.New(srv.url)
 	cl.HTTP = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *c * 2}}
